@@ -1,0 +1,26 @@
+/*
+ * buffer.h: a growable byte buffer. It owns data; len never exceeds cap, and
+ * data is NUL-terminated whenever cap > 0 so that it can be handed to C
+ * string functions. A failed allocation leaves the buffer as it was and
+ * returns 0: callers turn that into an error, never a crash.
+ */
+#ifndef OWL_BUFFER_H
+#define OWL_BUFFER_H
+
+#include <stddef.h>
+
+typedef struct owl_buf {
+  char *data;
+  size_t len;
+  size_t cap;
+} owl_buf;
+
+#define OWL_BUF_INIT {NULL, 0, 0}
+
+int owl_buf_reserve(owl_buf *b, size_t extra);
+int owl_buf_append(owl_buf *b, const void *p, size_t n);
+int owl_buf_putc(owl_buf *b, char c);
+void owl_buf_reset(owl_buf *b); /* len = 0, keeps the memory */
+void owl_buf_free(owl_buf *b);  /* releases the memory; the buffer is empty and reusable */
+
+#endif

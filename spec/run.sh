@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# spec/run.sh: runs every suite and ends with the plain line
+#   N passed, N failed
+# the sum over all suites (CI reads it; busted's own summary it does not).
+#
+#   spec/run.sh             the specs on Lua 5.4, 5.3, 5.1 and LuaJIT, then check-mem
+#   spec/run.sh --mem-only  check-mem alone: the canary, then valgrind and ASan/UBSan
+#   spec/run.sh --lua 5.4   the specs on one Lua (5.4, 5.3, 5.1 or jit)
+#
+# Each suite prints its own line; a suite that dies without printing its
+# count is counted as one failure, so a crash is never a silent pass.
+set -u
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+BUSTED_PATH="/usr/share/lua/5.1/?.lua;/usr/share/lua/5.1/?/init.lua"
+export LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;$ROOT/spec/?.lua;$BUSTED_PATH;;"
+# Thousands of sockets at once in the fan-out specs (client and mock server).
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+total_pass=0
+total_fail=0
+summary=()
+
+# run_suite NAME CMD...: runs busted through CMD, adds its counts to the total.
+run_suite() {
+  local name="$1"; shift
+  local log; log="$(mktemp /tmp/owl-suite.XXXXXX)"
+  echo "== $name"
+  "$@" -o spec/support/count_output.lua 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  local line; line="$(grep '^OWL-COUNT ' "$log" | tail -1)"
+  rm -f "$log"
+  local p=0 f=1
+  if [ -n "$line" ]; then
+    p="$(sed 's/.*passed=\([0-9]*\).*/\1/' <<<"$line")"
+    f="$(sed 's/.*failed=\([0-9]*\) errors=\([0-9]*\).*/\1 \2/' <<<"$line" | awk '{print $1 + $2}')"
+    # a suite whose process failed after counting (a leak found at exit, a
+    # crash in a finalizer) has one failure more than it counted
+    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
+  fi
+  echo
+  echo "$name: $p passed, $f failed (exit $rc)"
+  summary+=("$(printf '%-10s %5d passed, %d failed' "$name" "$p" "$f")")
+  total_pass=$((total_pass + p))
+  total_fail=$((total_fail + f))
+}
+
+lua_bin() { case "$1" in jit) echo luajit ;; *) echo "lua$1" ;; esac; }
+
+run_lua() {
+  local v="$1" bin; bin="$(lua_bin "$v")"
+  OWL_BUILD_DIR="build/$v" run_suite "$bin" "$bin" /usr/bin/busted
+}
+
+# check(NAME, CMD...): a single pass/fail check outside busted.
+check() {
+  local name="$1"; shift
+  if "$@"; then
+    echo "$name: ok"; total_pass=$((total_pass + 1)); summary+=("$(printf '%-10s %5d passed, %d failed' "$name" 1 0)")
+  else
+    echo "$name: FAILED"; total_fail=$((total_fail + 1)); summary+=("$(printf '%-10s %5d passed, %d failed' "$name" 0 1)")
+  fi
+}
+
+# --- check-mem --------------------------------------------------------------
+MEM_CFLAGS="-O1 -g -fno-omit-frame-pointer -Wall -Wextra -Werror -std=c99 -pedantic -Wno-overlength-strings"
+VALGRIND=(valgrind -q --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,indirect
+          --errors-for-leak-kinds=definite,indirect --track-origins=yes)
+ASAN_LIB="$(gcc -print-file-name=libasan.so)"
+asan_env=(env LD_PRELOAD="$ASAN_LIB" ASAN_OPTIONS=detect_leaks=1:exitcode=1:abort_on_error=0
+          UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 OWL_UNDER_ASAN=1)
+
+canary_leaks() { # the tool must fail on a deliberate leak, or it proves nothing
+  ! "$@" lua5.4 -e 'package.cpath = os.getenv("OWL_BUILD_DIR") .. "/?.so;" .. package.cpath
+    require("owl.core")._canary_leak()' >/dev/null 2>&1
+}
+
+run_mem() {
+  make --no-print-directory LUA_VERSION=5.4 BUILD=build/mem CFLAGS="$MEM_CFLAGS" EXTRA_CFLAGS=-DOWL_CANARY build >/dev/null || return 1
+  make --no-print-directory LUA_VERSION=5.4 BUILD=build/asan \
+    CFLAGS="$MEM_CFLAGS -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+    EXTRA_CFLAGS=-DOWL_CANARY EXTRA_LDFLAGS="-fsanitize=address,undefined" build >/dev/null || return 1
+  OWL_BUILD_DIR=build/mem check canary-vg canary_leaks "${VALGRIND[@]}"
+  OWL_BUILD_DIR=build/asan check canary-asan canary_leaks "${asan_env[@]}"
+  OWL_BUILD_DIR=build/mem OWL_UNDER_VALGRIND=1 run_suite valgrind "${VALGRIND[@]}" lua5.4 /usr/bin/busted
+  OWL_BUILD_DIR=build/asan run_suite asan "${asan_env[@]}" lua5.4 /usr/bin/busted
+}
+
+mode="all"; only=""
+case "${1:-}" in
+  --mem-only) mode="mem" ;;
+  --lua) mode="one"; only="${2:?--lua needs 5.4, 5.3, 5.1 or jit}" ;;
+  "") ;;
+  *) echo "usage: spec/run.sh [--mem-only | --lua VERSION]" >&2; exit 2 ;;
+esac
+
+case "$mode" in
+  all) for v in 5.4 5.3 5.1 jit; do run_lua "$v"; done; run_mem ;;
+  one) run_lua "$only" ;;
+  mem) run_mem ;;
+esac
+
+echo
+echo "== summary"
+printf '%s\n' "${summary[@]}"
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" = 0 ]

@@ -1,0 +1,6 @@
+describe("owl.core", function()
+  it("loads for this interpreter", function()
+    local core = require("owl.core")
+    assert.is_string(core.curl_version)
+  end)
+end)

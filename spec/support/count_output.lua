@@ -1,0 +1,64 @@
+-- spec/support/count_output.lua: a busted output handler. It prints each
+-- failure and error in full as it happens, a dot per passing test, and at
+-- the end one line that spec/run.sh reads:
+--   OWL-COUNT passed=N failed=N errors=N pending=N
+-- Errors (a spec that raised outside an assertion) count as failures there.
+return function(options)
+  local busted = require("busted")
+  local handler = require("busted.outputHandlers.base")()
+  local out = io.stdout
+
+  local function describe(element)
+    return handler.getFullName(element)
+  end
+
+  local function report(kind, element, parent, message, trace)
+    out:write("\n", kind, ": ", describe(element), "\n")
+    if trace and trace.short_src then
+      out:write("  at ", trace.short_src, ":", tostring(trace.currentline), "\n")
+    end
+    out:write("  ", tostring(message):gsub("\n", "\n  "), "\n")
+    out:flush()
+  end
+
+  handler.testEnd = function(element, parent, status)
+    if status == "success" then
+      out:write(".")
+      out:flush()
+    end
+    return nil, true
+  end
+
+  handler.failureTest = function(element, parent, message, trace)
+    report("FAIL", element, parent, message, trace)
+    return nil, true
+  end
+
+  handler.errorTest = function(element, parent, message, trace)
+    report("ERROR", element, parent, message, trace)
+    return nil, true
+  end
+
+  handler.error = function(element, parent, message, trace)
+    if element.descriptor ~= "it" then report("ERROR", element, parent, message, trace) end
+    return nil, true
+  end
+
+  handler.suiteEnd = function()
+    local pending = {}
+    for _, p in ipairs(handler.pendings) do pending[#pending + 1] = describe(p.element) end
+    for _, name in ipairs(pending) do out:write("\nPENDING: ", name) end
+    out:write(string.format("\nOWL-COUNT passed=%d failed=%d errors=%d pending=%d\n",
+      handler.successesCount, handler.failuresCount, handler.errorsCount, handler.pendingsCount))
+    out:flush()
+    return nil, true
+  end
+
+  busted.subscribe({ "test", "end" }, handler.testEnd, { predicate = handler.cancelOnPending })
+  busted.subscribe({ "failure", "it" }, handler.failureTest)
+  busted.subscribe({ "error", "it" }, handler.errorTest)
+  busted.subscribe({ "failure" }, handler.error)
+  busted.subscribe({ "error" }, handler.error)
+  busted.subscribe({ "suite", "end" }, handler.suiteEnd)
+  return handler
+end
