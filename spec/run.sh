@@ -5,7 +5,7 @@
 #
 #   spec/run.sh             the specs on Lua 5.4, 5.3, 5.1 and LuaJIT, then check-mem
 #   spec/run.sh --mem-only  check-mem alone: the canary, then valgrind and ASan/UBSan
-#   spec/run.sh --lua 5.4   the specs on one Lua (5.4, 5.3, 5.1 or jit)
+#   spec/run.sh --lua 5.4 [spec files]   the specs on one Lua (5.4, 5.3, 5.1 or jit)
 #
 # Each suite prints its own line; a suite that dies without printing its
 # count is counted as one failure, so a crash is never a silent pass.
@@ -47,9 +47,9 @@ run_suite() {
 
 lua_bin() { case "$1" in jit) echo luajit ;; *) echo "lua$1" ;; esac; }
 
-run_lua() {
-  local v="$1" bin; bin="$(lua_bin "$v")"
-  OWL_BUILD_DIR="build/$v" run_suite "$bin" "$bin" /usr/bin/busted
+run_lua() { # run_lua VERSION [spec files...]
+  local v="$1" bin; shift; bin="$(lua_bin "$v")"
+  OWL_BUILD_DIR="build/$v" run_suite "$bin" "$bin" /usr/bin/busted "$@"
 }
 
 # check(NAME, CMD...): a single pass/fail check outside busted.
@@ -89,14 +89,14 @@ run_mem() {
 mode="all"; only=""
 case "${1:-}" in
   --mem-only) mode="mem" ;;
-  --lua) mode="one"; only="${2:?--lua needs 5.4, 5.3, 5.1 or jit}" ;;
+  --lua) mode="one"; only="${2:?--lua needs 5.4, 5.3, 5.1 or jit}"; shift 2; files=("$@") ;;
   "") ;;
   *) echo "usage: spec/run.sh [--mem-only | --lua VERSION]" >&2; exit 2 ;;
 esac
 
 case "$mode" in
   all) for v in 5.4 5.3 5.1 jit; do run_lua "$v"; done; run_mem ;;
-  one) run_lua "$only" ;;
+  one) run_lua "$only" ${files[@]+"${files[@]}"} ;;
   mem) run_mem ;;
 esac
 
