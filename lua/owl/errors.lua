@@ -1,0 +1,125 @@
+-- owl.errors: the one shape every owl runtime failure takes. An error is a
+-- plain table (kind, message and the fields below) sharing one metatable, so
+-- callers can read fields, `tostring` it into one line, and tell it apart
+-- from any other value with errors.is.
+local errors = {}
+
+-- The kinds are closed: code that branches on err.kind must be able to list
+-- them all, so a new kind is a change to this table and to docs/api.md.
+local KINDS = {
+  connect = true, timeout = true, tls = true, http = true, protocol = true,
+  cancelled = true, refusal = true, length = true, invalid = true, worker = true,
+}
+
+-- What a transport failure says when the core gave no text of its own.
+local FAILURE_TEXT = {
+  connect = "could not connect",
+  timeout = "the transfer timed out",
+  tls = "the TLS handshake failed",
+  protocol = "the server broke the protocol",
+  cancelled = "the transfer was cancelled",
+}
+
+local mt = { __name = "owl.error" }
+
+-- One line: a server message may hold newlines, and a log line or a CLI
+-- report must stay one line.
+local function one_line(s)
+  return (tostring(s):gsub("%s*[\r\n]+%s*", " "))
+end
+
+mt.__tostring = function(e)
+  local head = "owl: " .. tostring(e.kind) .. " error"
+  if e.status ~= nil then head = head .. " " .. tostring(e.status) end
+  if e.subtask ~= nil then head = head .. " in subtask '" .. one_line(e.subtask) .. "'" end
+  local line = head .. ": " .. one_line(e.message)
+  local details = {}
+  if e.provider_type ~= nil then details[#details + 1] = one_line(e.provider_type) end
+  if e.provider_code ~= nil then details[#details + 1] = one_line(e.provider_code) end
+  if e.param ~= nil then details[#details + 1] = "param " .. one_line(e.param) end
+  if #details > 0 then line = line .. " (" .. table.concat(details, ", ") .. ")" end
+  return line
+end
+
+-- errors.new(kind, message [, fields]): fields are copied in (status,
+-- provider_type, provider_code, param, subtask, cause, errors, partial or
+-- anything else); kind and message always come from the arguments.
+function errors.new(kind, message, fields)
+  if type(kind) ~= "string" or not KINDS[kind] then
+    error("owl.errors: unknown error kind " .. tostring(kind), 2)
+  end
+  if type(message) ~= "string" then
+    error("owl.errors: message must be a string, got " .. type(message), 2)
+  end
+  if fields ~= nil and type(fields) ~= "table" then
+    error("owl.errors: fields must be a table, got " .. type(fields), 2)
+  end
+  local e = {}
+  if fields then
+    for k, v in pairs(fields) do e[k] = v end
+  end
+  e.kind = kind
+  e.message = message
+  return setmetatable(e, mt)
+end
+
+function errors.is(v)
+  return type(v) == "table" and getmetatable(v) == mt
+end
+
+-- Plain (not pattern) replacement of every occurrence of needle.
+local function replace_plain(text, needle, with)
+  local out, init = {}, 1
+  while true do
+    local s, e = string.find(text, needle, init, true)
+    if not s then break end
+    out[#out + 1] = string.sub(text, init, s - 1)
+    out[#out + 1] = with
+    init = e + 1
+  end
+  if init == 1 then return text end
+  out[#out + 1] = string.sub(text, init)
+  return table.concat(out)
+end
+
+-- errors.redact(text, secrets): secrets is a string, an array of strings or
+-- nil. Each secret is removed as plain text, then anything shaped like an
+-- Authorization value ("Bearer <token>"), which catches keys owl was never
+-- told about (a proxy's, a header echoed back by a gateway).
+function errors.redact(text, secrets)
+  if text == nil then return nil end
+  if type(text) ~= "string" then
+    error("owl.errors: redact needs a string, got " .. type(text), 2)
+  end
+  if type(secrets) == "string" then secrets = { secrets } end
+  if secrets ~= nil and type(secrets) ~= "table" then
+    error("owl.errors: secrets must be a string or an array of strings", 2)
+  end
+  if secrets then
+    for _, secret in ipairs(secrets) do
+      -- an empty secret would match between every two characters
+      if type(secret) == "string" and secret ~= "" then
+        text = replace_plain(text, secret, "[redacted]")
+      end
+    end
+  end
+  text = text:gsub("([Bb][Ee][Aa][Rr][Ee][Rr])(%s+)[%w%-%._~%+/=]+", "%1%2[redacted]")
+  return text
+end
+
+-- errors.from_failure(kind, message, secrets): a transfer failure as the core
+-- reports it (t:failure()). libcurl text can quote a URL or a header, so the
+-- message is redacted like server text.
+function errors.from_failure(kind, message, secrets)
+  if type(kind) ~= "string" or not FAILURE_TEXT[kind] then
+    error("owl.errors: not a transfer failure kind: " .. tostring(kind), 2)
+  end
+  if message == nil or message == "" then
+    message = FAILURE_TEXT[kind]
+  elseif type(message) ~= "string" then
+    error("owl.errors: failure message must be a string, got " .. type(message), 2)
+  end
+  return errors.new(kind, errors.redact(message, secrets))
+end
+
+return errors
