@@ -1,3 +1,127 @@
-/* flow.c: placeholder. */
-#include "owl.h"
-void owl_flow_open(lua_State *L) { (void)L; }
+/*
+ * flow.c: the orchestrator-workers primitives. Each starts transfers and
+ * returns at once; completions are reported by the loop.
+ *
+ * They hold no policy: what a request looks like (fields, prompts, model) is
+ * built by the Lua providers and handed in as spec tables. What lives here
+ * is what is worth doing in C: encoding every body without a round trip
+ * through Lua strings, sharing one header list across a fan-out, starting
+ * a whole fan-out in one call, and writing the worker outputs into the
+ * aggregator's body straight from their Lua strings (json.rope).
+ */
+#include <string.h>
+
+#include "http.h"
+
+static int start_one(lua_State *L) {
+  owl_loop *loop = owl_loop_check(L, 1);
+  owl_transfer *t;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  t = owl_transfer_push(L);
+  owl_transfer_configure(L, t, 2, NULL, 0);
+  owl_loop_submit(L, loop, lua_gettop(L), NULL);
+  return 1;
+}
+
+/* core.orchestrate(loop, spec): the structured plan call. */
+static int l_orchestrate(lua_State *L) {
+  return start_one(L);
+}
+
+/* core.aggregate(loop, spec): the aggregator call. Its body normally holds a
+ * json.rope of the worker outputs, which the encoder escapes piece by piece
+ * into the request body. */
+static int l_aggregate(lua_State *L) {
+  return start_one(L);
+}
+
+/* core.work(loop, spec, bodies [, window]) -> group. Every body is encoded
+ * and configured before any member starts, so a bad body raises without
+ * having sent anything. */
+static int l_work(lua_State *L) {
+  owl_loop *loop = owl_loop_check(L, 1);
+  owl_headers *headers;
+  owl_window *window = NULL;
+  size_t i, n;
+  int limit = 0, group;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 4)) {
+    lua_Number w = luaL_checknumber(L, 4);
+    if (w < 1 || w > 1e9 || w != (lua_Number)(int)w) return luaL_argerror(L, 4, "window must be a positive integer");
+    limit = (int)w;
+  }
+  lua_getfield(L, 2, "body");
+  if (!lua_isnil(L, -1)) return luaL_argerror(L, 2, "a fan-out spec takes its bodies from the third argument, not spec.body");
+  lua_pop(L, 1);
+  lua_settop(L, 3);
+  n = owl_rawlen(L, 3);
+  headers = owl_headers_push(L, 2); /* index 4, released when collected */
+  lua_createtable(L, (int)n, 0);    /* index 5: the group */
+  group = 5;
+  luaL_checkstack(L, 4, "owl.core.work");
+  for (i = 1; i <= n; i++) {
+    owl_transfer *t;
+    lua_rawgeti(L, 3, (int)i);
+    if (!lua_istable(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+      return luaL_error(L, "owl.core.work: bodies[%d] must be a table or a string", (int)i);
+    t = owl_transfer_push(L);
+    owl_transfer_configure(L, t, 2, headers, -2);
+    lua_rawseti(L, group, (int)i);
+    lua_pop(L, 1);
+  }
+  if (limit > 0 && (size_t)limit < n) {
+    window = owl_window_new(limit);
+    if (window == NULL) return luaL_error(L, "owl.core: out of memory");
+  }
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, group, (int)i);
+    owl_loop_submit(L, loop, lua_gettop(L), window);
+    lua_pop(L, 1);
+  }
+  luaL_getmetatable(L, OWL_GROUP_MT);
+  lua_setmetatable(L, group);
+  lua_pushvalue(L, group);
+  return 1;
+}
+
+static int g_members(lua_State *L) {
+  size_t i, n;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  n = owl_rawlen(L, 1);
+  lua_createtable(L, (int)n, 0);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, (int)i);
+    lua_rawseti(L, -2, (int)i);
+  }
+  return 1;
+}
+
+static int g_size(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_pushinteger(L, (lua_Integer)owl_rawlen(L, 1));
+  return 1;
+}
+
+static int g_cancel(lua_State *L) {
+  size_t i, n;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  n = owl_rawlen(L, 1);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, (int)i);
+    owl_loop_cancel(owl_transfer_check(L, -1));
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+void owl_flow_open(lua_State *L) {
+  static const luaL_Reg group_methods[] = {{"members", g_members}, {"size", g_size}, {"cancel", g_cancel}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"orchestrate", l_orchestrate}, {"work", l_work}, {"aggregate", l_aggregate}, {NULL, NULL}};
+  luaL_newmetatable(L, OWL_GROUP_MT);
+  lua_newtable(L);
+  owl_setfuncs(L, group_methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  owl_setfuncs(L, fns, 0);
+}

@@ -1,3 +1,561 @@
-/* loop.c: placeholder. */
-#include "owl.h"
-void owl_loop_open(lua_State *L) { (void)L; }
+/*
+ * loop.c: the loop object, one libcurl multi handle driven through
+ * CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION and
+ * curl_multi_socket_action.
+ *
+ * The loop keeps the set of sockets libcurl wants watched as a pollfd array
+ * and the absolute time its timer is due. loop:step() polls them itself;
+ * a host loop (Neovim's libuv, a game's frame tick) reads them with
+ * loop:sockets() / loop:timeout() and reports readiness with loop:action().
+ * Either way, no Lua runs until curl_multi_socket_action has returned.
+ *
+ * Transfer lifecycle: submit pins the transfer (registry reference) and
+ * holds it in its window, queues it, or adds it to the multi handle; when
+ * libcurl reports it done it moves to the done list; the next step, run or
+ * action returns it to Lua exactly once and unpins it.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "http.h"
+
+struct owl_loop {
+  CURLM *multi;
+  int max_in_flight; /* 0: unlimited */
+  int running;
+  int queued;
+  int held;
+  owl_transfer *pinned;                  /* every transfer this loop pins */
+  owl_transfer *queue_head, *queue_tail; /* waiting for a slot */
+  owl_transfer *done_head, *done_tail;   /* finished, not yet returned to Lua */
+  size_t ndone;
+  struct pollfd *fds; /* the sockets libcurl wants watched */
+  size_t nfds, capfds;
+  struct pollfd *ready; /* scratch: copy of the ready ones */
+  size_t capready;
+  int timer_set;
+  int64_t timer_due_ms; /* monotonic */
+  int closed;
+  int oom;              /* a socket could not be tracked: reported by step */
+};
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- libcurl callbacks: they keep C state only ------------------------- */
+
+static short poll_events(int what) {
+  short ev = 0;
+  if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) ev |= POLLIN;
+  if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) ev |= POLLOUT;
+  return ev;
+}
+
+/* socketp holds the socket's index in fds plus one (0: not tracked yet). */
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
+  owl_loop *loop = (owl_loop *)userp;
+  size_t idx = (size_t)(uintptr_t)socketp;
+  (void)easy;
+  if (what == CURL_POLL_REMOVE) {
+    if (idx > 0 && idx <= loop->nfds) {
+      size_t last = loop->nfds - 1;
+      if (idx - 1 != last) {
+        loop->fds[idx - 1] = loop->fds[last];
+        curl_multi_assign(loop->multi, loop->fds[idx - 1].fd, (void *)(uintptr_t)idx);
+      }
+      loop->nfds--;
+    }
+    curl_multi_assign(loop->multi, s, NULL);
+    return 0;
+  }
+  if (idx == 0) {
+    if (loop->nfds == loop->capfds) {
+      size_t cap = loop->capfds ? loop->capfds * 2 : 64;
+      struct pollfd *p = (struct pollfd *)realloc(loop->fds, cap * sizeof *p);
+      if (p == NULL) {
+        loop->oom = 1;
+        return -1; /* libcurl fails this transfer */
+      }
+      loop->fds = p;
+      loop->capfds = cap;
+    }
+    idx = ++loop->nfds;
+    loop->fds[idx - 1].fd = s;
+    curl_multi_assign(loop->multi, s, (void *)(uintptr_t)idx);
+  }
+  loop->fds[idx - 1].events = poll_events(what);
+  loop->fds[idx - 1].revents = 0;
+  return 0;
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
+  owl_loop *loop = (owl_loop *)userp;
+  (void)multi;
+  if (timeout_ms < 0) {
+    loop->timer_set = 0;
+  } else {
+    loop->timer_set = 1;
+    loop->timer_due_ms = now_ms() + timeout_ms;
+  }
+  return 0;
+}
+
+/* ---- internal list handling -------------------------------------------- */
+
+static void pin_link(owl_loop *loop, owl_transfer *t) {
+  t->prev = NULL;
+  t->next = loop->pinned;
+  if (loop->pinned) loop->pinned->prev = t;
+  loop->pinned = t;
+}
+
+static void pin_unlink(owl_loop *loop, owl_transfer *t) {
+  if (t->prev) t->prev->next = t->next;
+  else loop->pinned = t->next;
+  if (t->next) t->next->prev = t->prev;
+  t->prev = t->next = NULL;
+}
+
+static void done_push(owl_loop *loop, owl_transfer *t) {
+  t->qnext = NULL;
+  if (loop->done_tail) loop->done_tail->qnext = t;
+  else loop->done_head = t;
+  loop->done_tail = t;
+  loop->ndone++;
+}
+
+static void queue_push(owl_loop *loop, owl_transfer *t) {
+  t->state = OWL_QUEUED;
+  t->qnext = NULL;
+  if (loop->queue_tail) loop->queue_tail->qnext = t;
+  else loop->queue_head = t;
+  loop->queue_tail = t;
+  loop->queued++;
+}
+
+/* Removes t from a singly linked list; returns whether it was there. */
+static int list_remove(owl_transfer **head, owl_transfer **tail, owl_transfer *t) {
+  owl_transfer *prev = NULL, *p;
+  for (p = *head; p; prev = p, p = p->qnext) {
+    if (p != t) continue;
+    if (prev) prev->qnext = p->qnext;
+    else *head = p->qnext;
+    if (*tail == p) *tail = prev;
+    p->qnext = NULL;
+    return 1;
+  }
+  return 0;
+}
+
+static void start_queued(owl_loop *loop);
+
+/* A transfer has ended: record it, let its window release the next held
+ * member, and fill the freed slot. */
+static void finish(owl_loop *loop, owl_transfer *t, CURLcode result) {
+  owl_window *w = t->window;
+  owl_transfer_finish(t, result);
+  done_push(loop, t);
+  if (w) {
+    w->active--;
+    if (w->held_head && w->active < w->limit) {
+      owl_transfer *next = w->held_head;
+      w->held_head = next->qnext;
+      if (w->held_head == NULL) w->held_tail = NULL;
+      loop->held--;
+      w->active++;
+      queue_push(loop, next);
+    }
+  }
+  start_queued(loop);
+}
+
+static void start_queued(owl_loop *loop) {
+  while (loop->queue_head && (loop->max_in_flight == 0 || loop->running < loop->max_in_flight)) {
+    owl_transfer *t = loop->queue_head;
+    CURLMcode mc;
+    loop->queue_head = t->qnext;
+    if (loop->queue_head == NULL) loop->queue_tail = NULL;
+    t->qnext = NULL;
+    loop->queued--;
+    mc = curl_multi_add_handle(loop->multi, t->easy);
+    if (mc != CURLM_OK) {
+      snprintf(t->errbuf, sizeof t->errbuf, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
+      finish(loop, t, CURLE_FAILED_INIT);
+      continue;
+    }
+    t->state = OWL_RUNNING;
+    loop->running++;
+  }
+}
+
+/* Moves every transfer libcurl reports done to the done list. */
+static void collect(owl_loop *loop) {
+  CURLMsg *m;
+  int left;
+  while ((m = curl_multi_info_read(loop->multi, &left)) != NULL) {
+    owl_transfer *t = NULL;
+    CURLcode result;
+    if (m->msg != CURLMSG_DONE) continue;
+    result = m->data.result;
+    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+    curl_multi_remove_handle(loop->multi, m->easy_handle);
+    loop->running--;
+    finish(loop, t, result);
+  }
+}
+
+static void socket_action(owl_loop *loop, curl_socket_t s, int mask) {
+  int running;
+  curl_multi_socket_action(loop->multi, s, mask, &running);
+}
+
+static void fire_timer_if_due(owl_loop *loop) {
+  if (loop->timer_set && now_ms() >= loop->timer_due_ms) {
+    loop->timer_set = 0;
+    socket_action(loop, CURL_SOCKET_TIMEOUT, 0);
+  }
+}
+
+/* ---- what Lua sees ------------------------------------------------------ */
+
+owl_loop *owl_loop_check(lua_State *L, int idx) {
+  owl_loop *loop = (owl_loop *)luaL_checkudata(L, idx, OWL_LOOP_MT);
+  if (loop->closed) luaL_error(L, "owl.core: the loop is closed");
+  return loop;
+}
+
+owl_window *owl_window_new(int limit) {
+  owl_window *w = (owl_window *)calloc(1, sizeof *w);
+  if (w) w->limit = limit;
+  return w;
+}
+
+/* Hands the configured transfer at t_idx to the loop. window: its fan-out's
+ * window, or NULL. */
+void owl_loop_submit(lua_State *L, owl_loop *loop, int t_idx, owl_window *window) {
+  owl_transfer *t = owl_transfer_check(L, t_idx);
+  if (t->state != OWL_NEW) luaL_error(L, "owl.core: the transfer was already submitted");
+  lua_pushvalue(L, t_idx);
+  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  t->loop = loop;
+  pin_link(loop, t);
+  if (window) {
+    t->window = window;
+    window->refs++;
+    if (window->active >= window->limit) {
+      t->state = OWL_HELD;
+      t->qnext = NULL;
+      if (window->held_tail) window->held_tail->qnext = t;
+      else window->held_head = t;
+      window->held_tail = t;
+      loop->held++;
+      return;
+    }
+    window->active++;
+  }
+  queue_push(loop, t);
+  start_queued(loop);
+}
+
+/* Cancels a transfer wherever it is; it is reported done with failure
+ * "cancelled" by the next step. A finished transfer is left alone. */
+void owl_loop_cancel(owl_transfer *t) {
+  owl_loop *loop = t->loop;
+  if (loop == NULL || t->state == OWL_DONE || t->state == OWL_NEW) return;
+  t->cancelled = 1;
+  if (t->state == OWL_RUNNING) {
+    curl_multi_remove_handle(loop->multi, t->easy);
+    loop->running--;
+  } else if (t->state == OWL_QUEUED) {
+    list_remove(&loop->queue_head, &loop->queue_tail, t);
+    loop->queued--;
+  } else if (t->state == OWL_HELD) {
+    owl_window *w = t->window;
+    list_remove(&w->held_head, &w->held_tail, t);
+    loop->held--;
+    w->active++; /* finish() gives the slot back */
+  }
+  finish(loop, t, CURLE_ABORTED_BY_CALLBACK);
+}
+
+/* Takes a transfer out of its loop without reporting it: its __gc runs
+ * first when Lua closes a state (finalizers run in reverse order of
+ * creation, so transfers go before their loop). */
+void owl_loop_detach(owl_transfer *t) {
+  owl_loop *loop = t->loop;
+  if (loop == NULL) return;
+  switch (t->state) {
+    case OWL_RUNNING:
+      curl_multi_remove_handle(loop->multi, t->easy);
+      loop->running--;
+      break;
+    case OWL_QUEUED:
+      list_remove(&loop->queue_head, &loop->queue_tail, t);
+      loop->queued--;
+      break;
+    case OWL_HELD:
+      list_remove(&t->window->held_head, &t->window->held_tail, t);
+      loop->held--;
+      break;
+    case OWL_DONE:
+      if (list_remove(&loop->done_head, &loop->done_tail, t)) loop->ndone--;
+      break;
+    default:
+      break;
+  }
+  pin_unlink(loop, t);
+  t->loop = NULL;
+}
+
+/* Pushes an array of the finished transfers and unpins them. The array is
+ * made at its full size first, so nothing can fail half-way. */
+static int push_done(lua_State *L, owl_loop *loop) {
+  owl_transfer *t;
+  int i = 0;
+  if (loop->oom) {
+    loop->oom = 0;
+    return luaL_error(L, "owl.core: out of memory tracking sockets");
+  }
+  lua_createtable(L, (int)loop->ndone, 0);
+  for (t = loop->done_head; t; t = t->qnext) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+    lua_rawseti(L, -2, ++i);
+  }
+  while ((t = loop->done_head) != NULL) {
+    loop->done_head = t->qnext;
+    t->qnext = NULL;
+    pin_unlink(loop, t);
+    luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+    t->ref = LUA_NOREF;
+    t->loop = NULL;
+  }
+  loop->done_tail = NULL;
+  loop->ndone = 0;
+  return 1;
+}
+
+static int pending(owl_loop *loop) {
+  return loop->running + loop->queued + loop->held;
+}
+
+/* Waits at most wait_ms (-1: until libcurl's timer or activity) and lets
+ * libcurl act on what is ready. */
+static void step(lua_State *L, owl_loop *loop, long wait_ms) {
+  int n;
+  size_t i, nready = 0;
+  fire_timer_if_due(loop);
+  collect(loop);
+  if (loop->ndone > 0 || pending(loop) == 0) wait_ms = 0;
+  if (loop->timer_set) {
+    int64_t left = loop->timer_due_ms - now_ms();
+    if (left < 0) left = 0;
+    if (wait_ms < 0 || left < wait_ms) wait_ms = (long)left;
+  }
+  /* Running transfers always have a timer or a socket; this bound only
+   * guards against waiting forever on a state libcurl did not announce. */
+  if (wait_ms < 0 || wait_ms > 1000) wait_ms = wait_ms < 0 ? 1000 : wait_ms;
+  n = poll(loop->fds, (nfds_t)loop->nfds, (int)wait_ms);
+  if (n < 0 && errno != EINTR) luaL_error(L, "owl.core: poll failed: %s", strerror(errno));
+  if (n > 0) {
+    /* socket_action may add and remove sockets: act on a copy. */
+    if (loop->capready < loop->nfds) {
+      struct pollfd *p = (struct pollfd *)realloc(loop->ready, loop->nfds * sizeof *p);
+      if (p == NULL) luaL_error(L, "owl.core: out of memory");
+      loop->ready = p;
+      loop->capready = loop->nfds;
+    }
+    for (i = 0; i < loop->nfds; i++)
+      if (loop->fds[i].revents) loop->ready[nready++] = loop->fds[i];
+    for (i = 0; i < nready; i++) {
+      short re = loop->ready[i].revents;
+      int mask = 0;
+      if (re & (POLLIN | POLLHUP)) mask |= CURL_CSELECT_IN;
+      if (re & POLLOUT) mask |= CURL_CSELECT_OUT;
+      if (re & (POLLERR | POLLNVAL)) mask |= CURL_CSELECT_ERR;
+      socket_action(loop, loop->ready[i].fd, mask);
+    }
+  }
+  fire_timer_if_due(loop);
+  collect(loop);
+}
+
+static long check_wait(lua_State *L, int idx) {
+  lua_Number w = luaL_optnumber(L, idx, 0);
+  if (w < 0) return -1;
+  if (w > 86400000) w = 86400000;
+  return (long)w;
+}
+
+static int l_step(lua_State *L) {
+  owl_loop *loop = owl_loop_check(L, 1);
+  step(L, loop, check_wait(L, 2));
+  return push_done(L, loop);
+}
+
+/* Steps until nothing is held, queued or running; returns every transfer
+ * that completed meanwhile. */
+static int l_run(lua_State *L) {
+  owl_loop *loop = owl_loop_check(L, 1);
+  while (pending(loop) > 0) step(L, loop, -1);
+  return push_done(L, loop);
+}
+
+static int l_pending(lua_State *L) {
+  owl_loop *loop = owl_loop_check(L, 1);
+  lua_pushinteger(L, loop->queued + loop->held);
+  lua_pushinteger(L, loop->running);
+  return 2;
+}
+
+static int l_sockets(lua_State *L) {
+  owl_loop *loop = owl_loop_check(L, 1);
+  size_t i;
+  lua_createtable(L, 0, (int)loop->nfds);
+  for (i = 0; i < loop->nfds; i++) {
+    short ev = loop->fds[i].events;
+    lua_pushinteger(L, loop->fds[i].fd);
+    lua_pushstring(L, (ev & POLLIN) && (ev & POLLOUT) ? "rw" : (ev & POLLOUT) ? "w" : (ev & POLLIN) ? "r" : "");
+    lua_rawset(L, -3);
+  }
+  return 1;
+}
+
+static int l_timeout(lua_State *L) {
+  owl_loop *loop = owl_loop_check(L, 1);
+  if (!loop->timer_set) {
+    lua_pushinteger(L, -1);
+  } else {
+    int64_t left = loop->timer_due_ms - now_ms();
+    lua_pushinteger(L, (lua_Integer)(left < 0 ? 0 : left));
+  }
+  return 1;
+}
+
+static int l_action(lua_State *L) {
+  owl_loop *loop = owl_loop_check(L, 1);
+  lua_Number fd = luaL_checknumber(L, 2);
+  if (fd < 0) {
+    loop->timer_set = 0;
+    socket_action(loop, CURL_SOCKET_TIMEOUT, 0);
+  } else {
+    const char *ev = luaL_optstring(L, 3, "rw");
+    int mask = 0;
+    if (strchr(ev, 'r')) mask |= CURL_CSELECT_IN;
+    if (strchr(ev, 'w')) mask |= CURL_CSELECT_OUT;
+    if (strchr(ev, 'e')) mask |= CURL_CSELECT_ERR;
+    socket_action(loop, (curl_socket_t)fd, mask);
+  }
+  fire_timer_if_due(loop);
+  collect(loop);
+  return push_done(L, loop);
+}
+
+/* Cancels and frees every transfer, then the multi handle. Idempotent:
+ * close, __gc and __close all come here. */
+static int l_close(lua_State *L) {
+  owl_loop *loop = (owl_loop *)luaL_checkudata(L, 1, OWL_LOOP_MT);
+  owl_transfer *t;
+  if (loop->closed) return 0;
+  loop->closed = 1;
+  while ((t = loop->pinned) != NULL) {
+    if (t->state == OWL_RUNNING) curl_multi_remove_handle(loop->multi, t->easy);
+    if (t->state != OWL_DONE) {
+      t->cancelled = 1;
+      owl_transfer_finish(t, CURLE_ABORTED_BY_CALLBACK);
+    }
+    pin_unlink(loop, t);
+    t->qnext = NULL;
+    t->loop = NULL;
+    luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+    t->ref = LUA_NOREF;
+  }
+  loop->queue_head = loop->queue_tail = loop->done_head = loop->done_tail = NULL;
+  loop->running = loop->queued = loop->held = 0;
+  loop->ndone = 0;
+  if (loop->multi) curl_multi_cleanup(loop->multi);
+  loop->multi = NULL;
+  free(loop->fds);
+  free(loop->ready);
+  loop->fds = loop->ready = NULL;
+  loop->nfds = loop->capfds = loop->capready = 0;
+  return 0;
+}
+
+static int l_tostring(lua_State *L) {
+  owl_loop *loop = (owl_loop *)luaL_checkudata(L, 1, OWL_LOOP_MT);
+  if (loop->closed) lua_pushliteral(L, "owl.loop (closed)");
+  else lua_pushfstring(L, "owl.loop (%d running, %d waiting)", loop->running, loop->queued + loop->held);
+  return 1;
+}
+
+static int l_request(lua_State *L) {
+  owl_loop *loop = owl_loop_check(L, 1);
+  owl_transfer *t = owl_transfer_push(L);
+  owl_transfer_configure(L, t, 2, NULL, 0);
+  owl_loop_submit(L, loop, lua_gettop(L), NULL);
+  return 1;
+}
+
+/* core.loop{ max_in_flight = n } */
+static int l_new(lua_State *L) {
+  owl_loop *loop;
+  int max_in_flight = 0;
+  if (!lua_isnoneornil(L, 1)) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+      if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "max_in_flight") != 0) {
+        lua_pop(L, 1);
+        return luaL_error(L, "owl.core.loop: unknown option '%s'", lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
+      }
+      lua_pop(L, 1);
+    }
+    lua_getfield(L, 1, "max_in_flight");
+    if (!lua_isnil(L, -1)) {
+      lua_Number m = lua_tonumber(L, -1);
+      if (lua_type(L, -1) != LUA_TNUMBER || m < 1 || m > 1e9 || m != (lua_Number)(int)m)
+        return luaL_error(L, "owl.core.loop: max_in_flight must be a positive integer");
+      max_in_flight = (int)m;
+    }
+    lua_pop(L, 1);
+  }
+  loop = (owl_loop *)owl_newuserdata(L, sizeof *loop);
+  memset(loop, 0, sizeof *loop);
+  loop->closed = 1; /* until the multi handle exists, so __gc has nothing to do */
+  owl_setmetatable(L, OWL_LOOP_MT);
+  loop->multi = curl_multi_init();
+  if (loop->multi == NULL) return luaL_error(L, "owl.core: curl_multi_init failed");
+  loop->closed = 0;
+  loop->max_in_flight = max_in_flight;
+  curl_multi_setopt(loop->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+  curl_multi_setopt(loop->multi, CURLMOPT_SOCKETDATA, loop);
+  curl_multi_setopt(loop->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+  curl_multi_setopt(loop->multi, CURLMOPT_TIMERDATA, loop);
+  return 1;
+}
+
+void owl_loop_open(lua_State *L) {
+  static const luaL_Reg methods[] = {
+      {"step", l_step},       {"run", l_run},         {"pending", l_pending}, {"sockets", l_sockets},
+      {"timeout", l_timeout}, {"action", l_action},   {"close", l_close},     {"request", l_request},
+      {NULL, NULL}};
+  luaL_newmetatable(L, OWL_LOOP_MT);
+  lua_newtable(L);
+  owl_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, l_close);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, l_close);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, l_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_new);
+  lua_setfield(L, -2, "loop");
+}

@@ -1,3 +1,509 @@
-/* transfer.c: placeholder. */
-#include "owl.h"
-void owl_transfer_open(lua_State *L) { (void)L; }
+/*
+ * transfer.c: one HTTP exchange (an easy handle with its request body and
+ * response buffers) and the Lua methods that read its outcome.
+ *
+ * The policy fixed here is not configurable on purpose: only http and https,
+ * redirects never followed (an Authorization header must never reach another
+ * host), TLS peer and host verified, no signals, and an empty Expect: header
+ * so a large body never waits for 100-continue.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http.h"
+
+#define OWL_USER_AGENT "owl/0.1"
+#define OWL_DEFAULT_MAX_RESPONSE ((size_t)256 * 1024 * 1024)
+
+/* ---- header lists, shared and counted ---------------------------------- */
+
+void owl_headers_release(owl_headers *h) {
+  if (h == NULL || --h->refs > 0) return;
+  curl_slist_free_all(h->list);
+  free(h);
+}
+
+/* A holder userdata owns one reference while the list is being built, so a
+ * Lua error half-way (a bad header, out of memory) frees what was built. */
+typedef struct {
+  owl_headers *h;
+} headers_holder;
+
+static int holder_gc(lua_State *L) {
+  headers_holder *hh = (headers_holder *)lua_touserdata(L, 1);
+  owl_headers_release(hh->h);
+  hh->h = NULL;
+  return 0;
+}
+
+static int append_header(owl_headers *h, const char *line) {
+  struct curl_slist *n = curl_slist_append(h->list, line);
+  if (n == NULL) return 0;
+  h->list = n;
+  return 1;
+}
+
+/* Builds the header list from spec.headers (an array of "Name: value"
+ * strings) and pushes a holder userdata that owns one reference to it until
+ * it is collected: a Lua error half-way frees what was built. A transfer
+ * that uses the list takes a reference of its own. */
+owl_headers *owl_headers_push(lua_State *L, int spec_idx) {
+  headers_holder *hh;
+  owl_headers *h;
+  size_t i, n;
+  spec_idx = owl_absindex(L, spec_idx);
+  hh = (headers_holder *)lua_newuserdata(L, sizeof *hh);
+  hh->h = NULL;
+  if (luaL_newmetatable(L, "owl.headers")) {
+    lua_pushcfunction(L, holder_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  h = (owl_headers *)calloc(1, sizeof *h);
+  if (h == NULL) luaL_error(L, "owl.core: out of memory");
+  h->refs = 1;
+  hh->h = h;
+  lua_getfield(L, spec_idx, "headers");
+  if (!lua_isnil(L, -1)) {
+    if (!lua_istable(L, -1)) luaL_error(L, "owl.core: spec.headers must be an array of \"Name: value\" strings");
+    n = owl_rawlen(L, -1);
+    for (i = 1; i <= n; i++) {
+      const char *line;
+      lua_rawgeti(L, -1, (int)i);
+      if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "owl.core: spec.headers[%d] must be a string", (int)i);
+      line = lua_tostring(L, -1);
+      if (strchr(line, '\r') || strchr(line, '\n')) luaL_error(L, "owl.core: spec.headers[%d] contains a line break", (int)i);
+      if (!append_header(h, line)) luaL_error(L, "owl.core: out of memory");
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  /* No 100-continue round trip on large bodies. */
+  if (!append_header(h, "Expect:")) luaL_error(L, "owl.core: out of memory");
+  return h;
+}
+
+/* ---- libcurl callbacks: C buffers and flags only, never Lua ------------- */
+
+static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud) {
+  owl_transfer *t = (owl_transfer *)ud;
+  size_t n = size * nmemb;
+  if (t->response.len + n > t->max_response) {
+    t->too_large = 1;
+    return 0; /* libcurl ends the transfer with CURLE_WRITE_ERROR */
+  }
+  if (!owl_buf_append(&t->response, ptr, n)) return 0;
+  return n;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
+  owl_transfer *t = (owl_transfer *)ud;
+  size_t n = size * nmemb;
+  /* A status line starts a new response (after a 100 Continue, say): keep
+   * only the headers of the final one. */
+  if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) owl_buf_reset(&t->header_lines);
+  if (!owl_buf_append(&t->header_lines, ptr, n)) return 0;
+  return n;
+}
+
+#if LIBCURL_VERSION_NUM >= 0x075000
+/* Called once a connection is set up (TCP and TLS) or reused, right before
+ * the request goes out: what tells a connect timeout from a slow answer. */
+static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port) {
+  (void)primary_ip; (void)local_ip; (void)primary_port; (void)local_port;
+  ((owl_transfer *)ud)->connected = 1;
+  return CURL_PREREQFUNC_OK;
+}
+#endif
+
+/* ---- creation and configuration --------------------------------------- */
+
+owl_transfer *owl_transfer_push(lua_State *L) {
+  owl_transfer *t = (owl_transfer *)owl_newuserdata(L, sizeof *t);
+  memset(t, 0, sizeof *t);
+  t->ref = LUA_NOREF;
+  t->state = OWL_NEW;
+  t->max_response = OWL_DEFAULT_MAX_RESPONSE;
+  owl_setmetatable(L, OWL_TRANSFER_MT);
+  return t;
+}
+
+owl_transfer *owl_transfer_check(lua_State *L, int idx) {
+  return (owl_transfer *)luaL_checkudata(L, idx, OWL_TRANSFER_MT);
+}
+
+static const char *const spec_keys[] = {"url", "headers", "body", "timeout", "connect_timeout", "ca_file", "max_response_bytes", NULL};
+
+static void check_spec_keys(lua_State *L, int spec_idx) {
+  lua_pushnil(L);
+  while (lua_next(L, spec_idx)) {
+    int i, known = 0;
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      const char *k = lua_tostring(L, -2);
+      for (i = 0; spec_keys[i]; i++)
+        if (strcmp(k, spec_keys[i]) == 0) known = 1;
+      if (!known) luaL_error(L, "owl.core: unknown spec field '%s'", k);
+    } else {
+      luaL_error(L, "owl.core: spec keys must be strings");
+    }
+    lua_pop(L, 1);
+  }
+}
+
+static long opt_ms(lua_State *L, int spec_idx, const char *name) {
+  lua_Number s;
+  lua_getfield(L, spec_idx, name);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "owl.core: spec.%s must be a number of seconds", name);
+  s = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  if (!(s >= 0) || s > 1e9) luaL_error(L, "owl.core: spec.%s must be between 0 and 1e9 seconds", name);
+  if (s > 0 && s < 0.001) return 1; /* a positive timeout never rounds to "none" */
+  return (long)(s * 1000.0 + 0.5);
+}
+
+/* Fills in a transfer from the spec table. headers: the shared list to use
+ * (this takes a reference), or NULL to build one from spec.headers.
+ * body_idx: the stack index of the body, or 0 for spec.body. Raises on
+ * misuse; on success the transfer is ready for owl_loop_submit. */
+void owl_transfer_configure(lua_State *L, owl_transfer *t, int spec_idx, owl_headers *headers, int body_idx) {
+  const char *url, *ca_file = NULL;
+  long timeout_ms, connect_ms;
+  CURL *e;
+  char err[256];
+  int top = lua_gettop(L);
+  spec_idx = owl_absindex(L, spec_idx);
+  if (body_idx) body_idx = owl_absindex(L, body_idx);
+  luaL_checktype(L, spec_idx, LUA_TTABLE);
+  check_spec_keys(L, spec_idx);
+
+  lua_getfield(L, spec_idx, "url");
+  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "owl.core: spec.url must be a string");
+  url = lua_tostring(L, -1);
+  if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)
+    luaL_error(L, "owl.core: spec.url must start with http:// or https://");
+  t->is_https = strncasecmp(url, "https://", 8) == 0;
+  timeout_ms = opt_ms(L, spec_idx, "timeout");
+  connect_ms = opt_ms(L, spec_idx, "connect_timeout");
+  lua_getfield(L, spec_idx, "ca_file");
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "owl.core: spec.ca_file must be a string");
+    ca_file = lua_tostring(L, -1);
+  }
+  lua_getfield(L, spec_idx, "max_response_bytes");
+  if (!lua_isnil(L, -1)) {
+    lua_Number m = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || !(m >= 1)) luaL_error(L, "owl.core: spec.max_response_bytes must be a positive number");
+    t->max_response = m > 1e15 ? (size_t)1e15 : (size_t)m;
+  }
+  lua_pop(L, 1);
+
+  if (headers == NULL) headers = owl_headers_push(L, spec_idx);
+  headers->refs++;
+  t->headers = headers;
+
+  if (body_idx == 0) {
+    lua_getfield(L, spec_idx, "body");
+    body_idx = lua_gettop(L);
+  }
+  if (lua_type(L, body_idx) == LUA_TSTRING) {
+    size_t n;
+    const char *s = lua_tolstring(L, body_idx, &n);
+    if (!owl_buf_append(&t->body, s, n)) luaL_error(L, "owl.core: out of memory");
+  } else if (lua_type(L, body_idx) == LUA_TTABLE) {
+    if (!owl_json_encode(L, body_idx, &t->body, err, sizeof err)) luaL_error(L, "owl.core: request body: %s", err);
+  } else if (!lua_isnil(L, body_idx)) {
+    luaL_error(L, "owl.core: a request body must be a table or a string, not %s", luaL_typename(L, body_idx));
+  }
+
+  t->easy = e = curl_easy_init();
+  if (e == NULL) luaL_error(L, "owl.core: curl_easy_init failed");
+  if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK) luaL_error(L, "owl.core: bad url");
+#if LIBCURL_VERSION_NUM >= 0x075500
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, ca_file) != CURLE_OK) luaL_error(L, "owl.core: spec.ca_file not accepted");
+  curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(e, CURLOPT_USERAGENT, OWL_USER_AGENT);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers->list);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+  /* On HTTP/2 (api.openai.com over TLS), wait for a multiplexed stream
+   * rather than opening one connection per call. */
+  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+  if (t->body.data) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body.data);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->body.len);
+  } else if (lua_type(L, body_idx) == LUA_TSTRING) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+  }
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)t);
+#if LIBCURL_VERSION_NUM >= 0x075000
+  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, t);
+#endif
+  lua_settop(L, top); /* url and ca_file were copied by libcurl */
+}
+
+/* The transfer has ended (or never started): keep the outcome, free what
+ * libcurl used. Safe to call once; the loop calls it. */
+void owl_transfer_finish(owl_transfer *t, CURLcode result) {
+  if (t->easy) {
+    long code = 0;
+#if LIBCURL_VERSION_NUM < 0x075000
+    curl_off_t connect_us = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_CONNECT_TIME_T, &connect_us);
+    if (connect_us > 0) t->connected = 1;
+#endif
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
+    t->status = code;
+    curl_easy_cleanup(t->easy);
+    t->easy = NULL;
+  }
+  t->result = result;
+  t->state = OWL_DONE;
+  owl_buf_free(&t->body);
+  owl_headers_release(t->headers);
+  t->headers = NULL;
+}
+
+/* The kind of failure, or NULL when the exchange completed at the HTTP
+ * level (whatever its status). *message gets the words. */
+const char *owl_transfer_failure(owl_transfer *t, const char **message) {
+  CURLcode r = t->result;
+  *message = t->errbuf[0] ? t->errbuf : curl_easy_strerror(r);
+  if (t->cancelled) {
+    *message = "the transfer was cancelled";
+    return "cancelled";
+  }
+  if (t->state != OWL_DONE) {
+    *message = "the transfer has not finished";
+    return "pending";
+  }
+  if (t->too_large) {
+    *message = "the response body is larger than max_response_bytes";
+    return "protocol";
+  }
+  switch (r) {
+    case CURLE_OK:
+      return NULL;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+      return "connect";
+    case CURLE_OPERATION_TIMEDOUT:
+      /* The connect timeout covers TCP and TLS set-up: until a connection is
+       * ready, a timeout is a failure to connect. */
+      return t->connected ? "timeout" : "connect";
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_USE_SSL_FAILED:
+      return "tls";
+    default:
+      /* Empty, truncated, reset or unparsable responses. */
+      return "protocol";
+  }
+}
+
+/* ---- Lua methods ------------------------------------------------------- */
+
+static const char *const state_names[] = {"new", "held", "queued", "running", "done"};
+
+static int t_state(lua_State *L) {
+  owl_transfer *t = owl_transfer_check(L, 1);
+  lua_pushstring(L, state_names[t->state]);
+  return 1;
+}
+
+static int t_status(lua_State *L) {
+  owl_transfer *t = owl_transfer_check(L, 1);
+  lua_pushinteger(L, (lua_Integer)t->status);
+  return 1;
+}
+
+static int t_failure(lua_State *L) {
+  owl_transfer *t = owl_transfer_check(L, 1);
+  const char *message;
+  const char *kind = owl_transfer_failure(t, &message);
+  if (kind == NULL) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushstring(L, kind);
+  lua_pushstring(L, message);
+  return 2;
+}
+
+static int t_body(lua_State *L) {
+  owl_transfer *t = owl_transfer_check(L, 1);
+  lua_pushlstring(L, t->response.data ? t->response.data : "", t->response.len);
+  return 1;
+}
+
+static int t_json(lua_State *L) {
+  owl_transfer *t = owl_transfer_check(L, 1);
+  char err[256];
+  if (!owl_json_decode(L, t->response.data ? t->response.data : "", t->response.len, OWL_JSON_MAX_DEPTH, err, sizeof err)) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  return 1;
+}
+
+/* Calls fn for each "Name: value" line of the final response. */
+typedef int (*header_fn)(lua_State *L, const char *name, size_t nlen, const char *value, size_t vlen, void *ud);
+
+static int each_header(lua_State *L, owl_transfer *t, header_fn fn, void *ud) {
+  const char *p = t->header_lines.data, *end;
+  if (p == NULL) return 0;
+  end = p + t->header_lines.len;
+  while (p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    const char *line_end = eol ? eol : end, *colon, *v, *ve;
+    colon = memchr(p, ':', (size_t)(line_end - p));
+    int status_line = line_end - p >= 5 && memcmp(p, "HTTP/", 5) == 0;
+    if (colon && !status_line) {
+      v = colon + 1;
+      ve = line_end;
+      while (v < ve && (*v == ' ' || *v == '\t')) v++;
+      while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+      if (fn(L, p, (size_t)(colon - p), v, (size_t)(ve - v), ud)) return 1;
+    }
+    p = eol ? eol + 1 : end;
+  }
+  return 0;
+}
+
+typedef struct {
+  const char *want;
+  size_t wlen;
+  int found;
+} header_query;
+
+static int find_header(lua_State *L, const char *name, size_t nlen, const char *value, size_t vlen, void *ud) {
+  header_query *q = (header_query *)ud;
+  if (nlen != q->wlen || strncasecmp(name, q->want, nlen) != 0) return 0;
+  if (q->found) {
+    lua_pushliteral(L, ", ");
+    lua_pushlstring(L, value, vlen);
+    lua_concat(L, 3);
+  } else {
+    lua_pushlstring(L, value, vlen);
+    q->found = 1;
+  }
+  return 0;
+}
+
+static int t_header(lua_State *L) {
+  owl_transfer *t = owl_transfer_check(L, 1);
+  header_query q;
+  q.want = luaL_checklstring(L, 2, &q.wlen);
+  q.found = 0;
+  each_header(L, t, find_header, &q);
+  if (!q.found) lua_pushnil(L);
+  return 1;
+}
+
+static int add_header(lua_State *L, const char *name, size_t nlen, const char *value, size_t vlen, void *ud) {
+  char lower[256];
+  size_t i;
+  (void)ud;
+  if (nlen >= sizeof lower) return 0;
+  for (i = 0; i < nlen; i++) lower[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+  lua_pushlstring(L, lower, nlen);
+  lua_pushvalue(L, -1);
+  lua_rawget(L, -3);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushlstring(L, value, vlen);
+  } else {
+    lua_pushliteral(L, ", ");
+    lua_pushlstring(L, value, vlen);
+    lua_concat(L, 3);
+  }
+  lua_rawset(L, -3);
+  return 0;
+}
+
+static int t_headers(lua_State *L) {
+  owl_transfer *t = owl_transfer_check(L, 1);
+  lua_newtable(L);
+  each_header(L, t, add_header, NULL);
+  return 1;
+}
+
+static int t_cancel(lua_State *L) {
+  owl_transfer *t = owl_transfer_check(L, 1);
+  owl_loop_cancel(t);
+  return 0;
+}
+
+/* Normally reached once the loop has let go (it pins what it holds); when
+ * Lua closes the state, transfers may be finalized before their loop and
+ * detach themselves first. */
+static int t_gc(lua_State *L) {
+  owl_transfer *t = owl_transfer_check(L, 1);
+  owl_loop_detach(t);
+  if (t->easy) {
+    curl_easy_cleanup(t->easy);
+    t->easy = NULL;
+  }
+  owl_buf_free(&t->body);
+  owl_buf_free(&t->response);
+  owl_buf_free(&t->header_lines);
+  owl_headers_release(t->headers);
+  t->headers = NULL;
+  if (t->window && --t->window->refs == 0) free(t->window);
+  t->window = NULL;
+  return 0;
+}
+
+static int t_tostring(lua_State *L) {
+  owl_transfer *t = owl_transfer_check(L, 1);
+  lua_pushfstring(L, "owl.transfer (%s, %p)", state_names[t->state], (void *)t);
+  return 1;
+}
+
+void owl_transfer_open(lua_State *L) {
+  static const luaL_Reg methods[] = {
+      {"state", t_state},     {"status", t_status},   {"failure", t_failure}, {"body", t_body},
+      {"json", t_json},       {"header", t_header},   {"headers", t_headers}, {"cancel", t_cancel},
+      {NULL, NULL}};
+  luaL_newmetatable(L, OWL_TRANSFER_MT);
+  lua_newtable(L);
+  owl_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, t_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, t_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+}
