@@ -1,0 +1,196 @@
+-- owl.prompts: the default prompts of the orchestrator-workers flow, as
+-- templates a user edits in Lua, and the renderer that fills them.
+--
+-- A placeholder is `{identifier}`. Braces around anything else (a JSON
+-- example, code) are plain text, so a prompt can show `{"a": 1}` without
+-- escaping. Values are inserted as they are and never expanded again, so a
+-- worker's output that happens to contain `{name}` stays as written.
+local prompts = {}
+
+local DEFAULTS = {
+  orchestrator = {
+    system = table.concat({
+      "You are the orchestrator of a team of software engineers.",
+      "Break the user's problem into a small number of independent subtasks",
+      "(usually 2 to 6) that different engineers can solve in parallel,",
+      "each without seeing the others' work.",
+      "Give every subtask a short identifier as its name (letters, digits",
+      "and underscores) and a description precise enough to implement",
+      "from alone: what to build, its interface (function names,",
+      "arguments, return values) and how it fits the whole.",
+      "Answer in JSON with the overall objective and the list of subtasks.",
+    }, " "),
+    user = "{problem}",
+  },
+  worker = {
+    system = table.concat({
+      "You are a software engineer on a team. You solve exactly one",
+      "subtask of a larger problem; other engineers write the other parts,",
+      "and your code will be merged with theirs.",
+      "Follow the interface the subtask describes.",
+      "Return only code: no explanations before or after it.",
+    }, " "),
+    user = table.concat({
+      "Problem:\n{problem}\n",
+      "Objective:\n{objective}\n",
+      "Your subtask: {name}\n{description}\n",
+      "Return only the code for this subtask.",
+    }, "\n"),
+  },
+  aggregator = {
+    system = table.concat({
+      "You are the lead engineer of a team. Each engineer solved one",
+      "subtask of the problem and gave you a code snippet.",
+      "Integrate the snippets into one complete, working solution:",
+      "remove duplicates, reconcile names and interfaces, and fill any gap",
+      "between the parts.",
+      "Return only code: no explanations before or after it.",
+    }, " "),
+    user = table.concat({
+      "Problem:\n{problem}\n",
+      "Objective:\n{objective}\n",
+      "Snippets, one per subtask:\n",
+      "{outputs}Return only the complete code.",
+    }, "\n"),
+    section = "### {name}\n{output}\n\n",
+  },
+}
+
+local function deep_copy(v)
+  if type(v) ~= "table" then return v end
+  local c = {}
+  for k, x in pairs(v) do c[k] = deep_copy(x) end
+  return c
+end
+
+-- The module's own templates are copies, so editing them never changes
+-- what prompts.copy() hands out.
+prompts.orchestrator = deep_copy(DEFAULTS.orchestrator)
+prompts.worker = deep_copy(DEFAULTS.worker)
+prompts.aggregator = deep_copy(DEFAULTS.aggregator)
+
+function prompts.copy()
+  return deep_copy(DEFAULTS)
+end
+
+-- A template split once into literal pieces and placeholder names:
+-- { "lit", {name = "x"}, "lit", ... }.
+local function parse(template)
+  local tokens = {}
+  local pos = 1
+  while true do
+    local s, e, name = template:find("{([%a_][%w_]*)}", pos)
+    if not s then break end
+    if s > pos then tokens[#tokens + 1] = template:sub(pos, s - 1) end
+    tokens[#tokens + 1] = { name = name }
+    pos = e + 1
+  end
+  if pos <= #template then tokens[#tokens + 1] = template:sub(pos) end
+  return tokens
+end
+
+local function check_template(template, label)
+  if type(template) ~= "string" then
+    error("owl.prompts: " .. label .. " must be a string, got " .. type(template), 3)
+  end
+end
+
+local function check_vars(vars, label)
+  if vars ~= nil and type(vars) ~= "table" then
+    error("owl.prompts: vars for " .. label .. " must be a table, got " .. type(vars), 3)
+  end
+  return vars or {}
+end
+
+local function missing(label, name, level)
+  error("owl.prompts: " .. label .. " needs {" .. name .. "}, which was not given", level + 1)
+end
+
+-- Appends value to out as pieces: a string or number is one piece, a table
+-- (an array of pieces) is spliced piece by piece. Empty strings add nothing.
+local function append(out, value, name, label, splice, level)
+  local t = type(value)
+  if t == "string" then
+    if value ~= "" then out[#out + 1] = value end
+  elseif t == "number" then
+    out[#out + 1] = tostring(value)
+  elseif t == "table" and splice then
+    for i = 1, #value do
+      local p = value[i]
+      if type(p) == "number" then p = tostring(p) end
+      if type(p) ~= "string" then
+        error("owl.prompts: " .. label .. ": piece " .. i .. " of {" .. name .. "} is a " .. type(p)
+          .. ", not a string", level + 1)
+      end
+      if p ~= "" then out[#out + 1] = p end
+    end
+  else
+    error("owl.prompts: " .. label .. ": {" .. name .. "} must be a "
+      .. (splice and "string, number or array of pieces" or "string or number") .. ", got " .. t, level + 1)
+  end
+end
+
+local function expand(tokens, vars, label, splice, out, level)
+  for _, tok in ipairs(tokens) do
+    if type(tok) == "string" then
+      out[#out + 1] = tok
+    else
+      local value = vars[tok.name]
+      if value == nil then missing(label, tok.name, level + 1) end
+      append(out, value, tok.name, label, splice, level + 1)
+    end
+  end
+  return out
+end
+
+-- prompts.render(template, vars [, label]) -> string.
+function prompts.render(template, vars, label)
+  label = label or "template"
+  check_template(template, label)
+  vars = check_vars(vars, label)
+  return table.concat(expand(parse(template), vars, label, false, {}, 2))
+end
+
+-- prompts.render_pieces(template, vars [, label]) -> array of strings, in
+-- order; a table value is spliced, so big values are never joined here.
+function prompts.render_pieces(template, vars, label)
+  label = label or "template"
+  check_template(template, label)
+  vars = check_vars(vars, label)
+  -- not a tail call: the error levels count this frame
+  local pieces = expand(parse(template), vars, label, true, {}, 2)
+  return pieces
+end
+
+-- prompts.sections(section_template, items [, label]) -> array of pieces,
+-- one run of the template per item ({name =, output =}). The template is
+-- parsed once; each item's output is a piece of its own.
+function prompts.sections(section_template, items, label)
+  label = label or "section"
+  check_template(section_template, label)
+  if type(items) ~= "table" then
+    error("owl.prompts: items for " .. label .. " must be an array, got " .. type(items), 2)
+  end
+  local tokens = parse(section_template)
+  local out = {}
+  for i = 1, #items do
+    local item = items[i]
+    if type(item) ~= "table" then
+      error("owl.prompts: " .. label .. ": item " .. i .. " is a " .. type(item) .. ", not a table", 2)
+    end
+    for _, tok in ipairs(tokens) do
+      if type(tok) == "string" then
+        out[#out + 1] = tok
+      else
+        local value = item[tok.name]
+        if value == nil then
+          error("owl.prompts: " .. label .. " needs {" .. tok.name .. "}, which was not given (item " .. i .. ")", 2)
+        end
+        append(out, value, tok.name, label, true, 2)
+      end
+    end
+  end
+  return out
+end
+
+return prompts
