@@ -1,0 +1,98 @@
+-- owl.text: small text helpers for model output. Models asked for "only
+-- code" still wrap it in Markdown fences, sometimes with a sentence around
+-- it; strip_fences recovers the code so it can be merged or written to a file.
+local text = {}
+
+-- An opening fence: up to three spaces, then three or more backticks (with
+-- an info string free of backticks) or three or more tildes (any info), as
+-- CommonMark has it.
+local function opening(line)
+  local indent, fence = line:match("^( ? ? ?)(```+)[^`]*$")
+  if not fence then indent, fence = line:match("^( ? ? ?)(~~~+)") end
+  if not fence then return nil end
+  return { indent = #indent, char = fence:sub(1, 1), len = #fence, lines = {} }
+end
+
+-- A closing fence: the same character, at least as long as the opening one,
+-- and nothing after it but spaces.
+local function closes(block, line)
+  local fence = line:match("^ ? ? ?(" .. (block.char == "`" and "`" or "~") .. "+)%s*$")
+  return fence ~= nil and #fence >= block.len
+end
+
+-- Content lines lose up to the opening fence's indentation (CommonMark).
+local function unindent(block, line)
+  if block.indent == 0 then return line end
+  local lead = #line:match("^ *")
+  return line:sub(math.min(lead, block.indent) + 1)
+end
+
+local function split_lines(s)
+  local lines, pos = {}, 1
+  while true do
+    local nl = s:find("\n", pos, true)
+    if not nl then
+      lines[#lines + 1] = s:sub(pos)
+      return lines
+    end
+    lines[#lines + 1] = s:sub(pos, nl - 1)
+    pos = nl + 1
+  end
+end
+
+local function code_of(block)
+  if #block.lines == 0 then return "" end
+  return table.concat(block.lines, "\n") .. "\n"
+end
+
+-- A block left open at the end of the text: a truncated answer, or a model
+-- that put the closing fence on the last code line ("end```"). The code runs
+-- to the end; a fence glued to the last line is cut off.
+local function finish_open(block)
+  local lines = block.lines
+  while #lines > 0 and not lines[#lines]:find("%S") do lines[#lines] = nil end
+  if #lines == 0 then return false end
+  local fence = string.rep(block.char, block.len)
+  local last = lines[#lines]:gsub("%s+$", "")
+  if #last > #fence and last:sub(-#fence) == fence then
+    lines[#lines] = last:sub(1, -#fence - 1)
+  end
+  return true
+end
+
+-- strip_fences(s): one fenced block, alone but for whitespace -> its code;
+-- fenced blocks with prose around them -> their code joined by a blank line;
+-- no fenced block -> s unchanged.
+function text.strip_fences(s)
+  if type(s) ~= "string" then
+    error("owl.text: strip_fences needs a string, got " .. type(s), 2)
+  end
+  local blocks, prose, block = {}, false, nil
+  for _, raw in ipairs(split_lines(s)) do
+    local line = raw:gsub("\r$", "")
+    if block then
+      if closes(block, line) then
+        blocks[#blocks + 1] = block
+        block = nil
+      else
+        block.lines[#block.lines + 1] = unindent(block, raw)
+      end
+    else
+      block = opening(line)
+      if not block and line:find("%S") then prose = true end
+    end
+  end
+  if block and finish_open(block) then blocks[#blocks + 1] = block end
+
+  if #blocks == 0 then return s end
+  if #blocks == 1 and not prose then return code_of(blocks[1]) end
+  local codes = {}
+  for _, b in ipairs(blocks) do
+    local code = code_of(b)
+    if code:find("%S") then codes[#codes + 1] = code end
+  end
+  -- each code ends with a newline, so "\n" between them leaves a blank line
+  return table.concat(codes, "\n")
+end
+
+return text
