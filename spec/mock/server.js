@@ -1,0 +1,827 @@
+#!/usr/bin/env node
+// spec/mock/server.js: owl's mock LLM server, for the specs and `make demo`.
+// It speaks OpenAI chat completions and Anthropic Messages (JSON and SSE),
+// and lets a test choose per request, by header or by a queued script, any
+// fault a real endpoint can show: latency, 429/500, a reset or truncated
+// body, a non-JSON body, a drip, a hang, a redirect, a byte-exact replay of
+// a recorded exchange. A barrier proves that N requests are in flight at once
+// without relying on timing. Node.js only, no dependencies, one process.
+//
+//   node spec/mock/server.js --port 0 --port-file F [--parent-pid P]
+//        [--max-lifetime S] [--fixtures DIR]
+//        [--tls-port 0 --tls-cert C --tls-key K]
+//
+// The port file is written once every listener is up, through a rename, as
+// lines `port=N`, `tls_port=N` (with TLS), `pid=N`.
+//
+// Control endpoints (never counted or logged as LLM requests):
+//   GET  /healthz                  "ok"
+//   GET  /_mock/stats[?log=0]      counters, and the request log unless log=0
+//   GET  /_mock/requests[?last=N]  the request log alone (a JSON array)
+//   POST /_mock/reset              counters, maxima, script, barrier, log
+//   POST /_mock/script             {"replies": [entry, ...]}: queued replies
+'use strict';
+
+const http = require('node:http');
+const https = require('node:https');
+const fs = require('node:fs');
+const path = require('node:path');
+
+// ---------------------------------------------------------------- options
+
+function parseArgs(argv) {
+  const o = {
+    port: 0, portFile: null, parentPid: 0, maxLifetime: 900,
+    tlsPort: null, tlsCert: null, tlsKey: null, fixtures: null,
+  };
+  const need = (i) => {
+    if (i + 1 >= argv.length) die(`missing value after ${argv[i]}`);
+    return argv[i + 1];
+  };
+  for (let i = 0; i < argv.length; i += 2) {
+    const a = argv[i];
+    const v = need(i);
+    switch (a) {
+      case '--port': o.port = toInt(v, a); break;
+      case '--port-file': o.portFile = v; break;
+      case '--parent-pid': o.parentPid = toInt(v, a); break;
+      case '--max-lifetime': o.maxLifetime = toInt(v, a); break;
+      case '--tls-port': o.tlsPort = toInt(v, a); break;
+      case '--tls-cert': o.tlsCert = v; break;
+      case '--tls-key': o.tlsKey = v; break;
+      case '--fixtures': o.fixtures = v; break;
+      default: die(`unknown option ${a}`);
+    }
+  }
+  if (o.tlsPort !== null && (!o.tlsCert || !o.tlsKey)) die('--tls-port needs --tls-cert and --tls-key');
+  return o;
+}
+
+function toInt(v, name) {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) die(`${name} wants a non-negative integer, got ${v}`);
+  return n;
+}
+
+function die(msg) {
+  process.stderr.write(`mock server: ${msg}\n`);
+  process.exit(2);
+}
+
+const opts = parseArgs(process.argv.slice(2));
+
+// ---------------------------------------------------------------- state
+
+const LOG_MAX = 2000;                 // entries kept in the request log
+const LOG_BODY_MAX = 1024 * 1024;     // characters of a body kept per entry
+const REQUEST_BODY_MAX = 1024 * 1024 * 1024;
+const MAX_SUBTASKS = 100000;
+const DEFAULT_SUBTASKS = 3;
+// Fixed usage, so that specs can assert exact sums over many calls.
+const USAGE_IN = 10;
+const USAGE_OUT = 5;
+
+const state = {
+  total: 0,
+  paths: Object.create(null),
+  inFlight: 0,
+  maxInFlight: 0,
+  connections: 0,
+  maxConnections: 0,
+  script: [],
+  log: [],          // ring of the last LOG_MAX entries, oldest first after ordering
+  logStart: 0,      // index of the oldest entry once the ring is full
+  seq: 0,
+  barrier: newBarrier(),
+};
+
+function newBarrier() {
+  // k: the count of the generation in progress (from its first request);
+  // held: the requests waiting; disarmed: set once a generation released.
+  return { k: 0, held: new Set(), timer: null, disarmed: false, started: 0, timeoutMs: 0 };
+}
+
+let idCounter = 0;
+function newId(prefix) {
+  idCounter += 1;
+  return prefix + 'mock' + String(idCounter).padStart(10, '0');
+}
+
+// ---------------------------------------------------------------- helpers
+
+function jsonReply(status, obj, extraHeaders) {
+  const body = Buffer.from(JSON.stringify(obj), 'utf8');
+  return { status, headers: Object.assign({ 'content-type': 'application/json' }, extraHeaders || {}), body };
+}
+
+// An error body in the shape of the provider the request was sent to, so
+// that owl's readers see what the real API would send.
+function errorReply(provider, status, message, kind, extraHeaders) {
+  if (provider === 'anthropic') {
+    const types = { rate_limit: 'rate_limit_error', server: 'api_error', timeout: 'timeout_error', invalid: 'invalid_request_error', not_found: 'not_found_error' };
+    return jsonReply(status, {
+      type: 'error',
+      error: { type: types[kind] || 'api_error', message },
+      request_id: newId('req_'),
+    }, extraHeaders);
+  }
+  const shapes = {
+    rate_limit: { type: 'requests', code: 'rate_limit_exceeded' },
+    server: { type: 'server_error', code: null },
+    timeout: { type: 'timeout', code: null },
+    invalid: { type: 'invalid_request_error', code: null },
+    not_found: { type: 'invalid_request_error', code: 'unknown_url' },
+  };
+  const s = shapes[kind] || shapes.server;
+  return jsonReply(status, { error: { message, type: s.type, param: null, code: s.code } }, extraHeaders);
+}
+
+// Header names in lower case, every one of them; repeated names joined with
+// ", " as the fixtures do (req.headers drops some duplicates).
+function allHeaders(req) {
+  const out = {};
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    out[name] = (name in out) ? out[name] + ', ' + raw[i + 1] : raw[i + 1];
+  }
+  return out;
+}
+
+function textOf(content) {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return '';
+  const parts = [];
+  for (const p of content) {
+    if (!p || typeof p !== 'object') continue;
+    if (typeof p.text === 'string') parts.push(p.text);
+    else if (p.type === 'tool_result') parts.push(textOf(p.content));
+  }
+  return parts.join('\n');
+}
+
+function lastUserText(messages) {
+  if (!Array.isArray(messages)) return '';
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const m = messages[i];
+    if (m && m.role === 'user') return textOf(m.content);
+  }
+  return '';
+}
+
+function planObject(n, text) {
+  const subtasks = new Array(n);
+  for (let i = 0; i < n; i++) {
+    subtasks[i] = { name: `part_${i + 1}`, description: `Part ${i + 1} of ${n} of the problem.` };
+  }
+  return { objective: 'Mock plan for: ' + text.slice(0, 200), subtasks };
+}
+
+function subtaskCount(value) {
+  if (value === undefined || value === null || value === '') return DEFAULT_SUBTASKS;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) return DEFAULT_SUBTASKS;
+  return Math.min(n, MAX_SUBTASKS);
+}
+
+// Splits text into pieces of whole code points (never half a surrogate
+// pair), at most about 256 of them so a 1 MB plan stays a few hundred events.
+function pieces(text) {
+  const cps = Array.from(text);
+  const size = Math.max(20, Math.ceil(cps.length / 256));
+  const out = [];
+  for (let i = 0; i < cps.length; i += size) out.push(cps.slice(i, i + size).join(''));
+  return out;
+}
+
+// ---------------------------------------------------------------- default replies
+
+// Whether a request asks for structured output, and through which tool
+// when an Anthropic request forces one (the plan then arrives as its input).
+function structuredOutput(provider, body) {
+  if (provider === 'openai') {
+    const rf = body.response_format;
+    return { structured: !!(rf && rf.type === 'json_schema'), tool: null };
+  }
+  const tc = body.tool_choice;
+  if (tc && (tc.type === 'tool' || tc.type === 'any')) {
+    const tools = Array.isArray(body.tools) ? body.tools : [];
+    const tool = tc.type === 'tool' ? tc.name : (tools[0] && tools[0].name);
+    return { structured: true, tool: typeof tool === 'string' ? tool : 'plan' };
+  }
+  const oc = body.output_config;
+  return { structured: !!(oc && oc.format), tool: null };
+}
+
+// What the model "answers": a plan for structured-output requests, else the
+// last user text echoed inside a code fence.
+function modelAnswer(provider, body, headerSubtasks) {
+  const so = structuredOutput(provider, body);
+  const text = lastUserText(body.messages);
+  if (so.structured) return { structured: true, tool: so.tool, plan: planObject(subtaskCount(headerSubtasks), text) };
+  return { structured: false, text: '```\n' + text + '\n```' };
+}
+
+function sseHeaders() {
+  return { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' };
+}
+
+function openaiReply(body, answer) {
+  const model = typeof body.model === 'string' ? body.model : 'mock-model';
+  const content = answer.structured ? JSON.stringify(answer.plan) : answer.text;
+  const id = newId('chatcmpl-');
+  const created = Math.floor(Date.now() / 1000);
+  const usage = { prompt_tokens: USAGE_IN, completion_tokens: USAGE_OUT, total_tokens: USAGE_IN + USAGE_OUT };
+  const extra = { 'x-request-id': newId('req_') };
+  if (body.stream !== true) {
+    return jsonReply(200, {
+      id, object: 'chat.completion', created, model,
+      choices: [{ index: 0, message: { role: 'assistant', content, refusal: null, annotations: [] }, logprobs: null, finish_reason: 'stop' }],
+      usage, service_tier: 'default', system_fingerprint: 'fp_mock',
+    }, extra);
+  }
+  const withUsage = !!(body.stream_options && body.stream_options.include_usage);
+  const events = [];
+  const chunk = (choices, u) => {
+    const o = { id, object: 'chat.completion.chunk', created, model, service_tier: 'default', system_fingerprint: 'fp_mock', choices };
+    // With include_usage the real API puts "usage": null on every chunk
+    // but the last (see fixture openai-12).
+    if (withUsage) o.usage = u || null;
+    events.push('data: ' + JSON.stringify(o) + '\n\n');
+  };
+  chunk([{ index: 0, delta: { role: 'assistant', content: '', refusal: null }, logprobs: null, finish_reason: null }]);
+  for (const p of pieces(content)) chunk([{ index: 0, delta: { content: p }, logprobs: null, finish_reason: null }]);
+  chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }]);
+  if (withUsage) chunk([], usage);
+  events.push('data: [DONE]\n\n');
+  return streamReply(events, extra);
+}
+
+function anthropicReply(body, answer) {
+  const model = typeof body.model === 'string' ? body.model : 'mock-model';
+  const id = newId('msg_');
+  const extra = { 'request-id': newId('req_') };
+  const useTool = answer.structured && answer.tool;
+  const stopReason = useTool ? 'tool_use' : 'end_turn';
+  const block = useTool
+    ? { type: 'tool_use', id: newId('toolu_'), name: answer.tool, input: answer.plan }
+    : { type: 'text', text: answer.structured ? JSON.stringify(answer.plan) : answer.text };
+  const usage = (out) => ({ input_tokens: USAGE_IN, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: out });
+  if (body.stream !== true) {
+    return jsonReply(200, {
+      id, type: 'message', role: 'assistant', model, content: [block],
+      stop_reason: stopReason, stop_sequence: null,
+      usage: Object.assign(usage(USAGE_OUT), { service_tier: 'standard' }),
+    }, extra);
+  }
+  const events = [];
+  const ev = (name, data) => events.push(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
+  // message_start carries output_tokens 1 and message_delta the cumulative
+  // count, as the real API does: a reader must take the last, not the sum.
+  ev('message_start', {
+    type: 'message_start',
+    message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: Object.assign(usage(1), { service_tier: 'standard' }) },
+  });
+  if (useTool) {
+    ev('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: block.id, name: block.name, input: {} } });
+    events.push('event: ping\ndata: {"type": "ping"}\n\n');
+    for (const p of pieces(JSON.stringify(answer.plan))) {
+      ev('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: p } });
+    }
+  } else {
+    ev('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } });
+    events.push('event: ping\ndata: {"type": "ping"}\n\n');
+    for (const p of pieces(block.text)) {
+      ev('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: p } });
+    }
+  }
+  ev('content_block_stop', { type: 'content_block_stop', index: 0 });
+  ev('message_delta', { type: 'message_delta', delta: { stop_reason: stopReason, stop_sequence: null }, usage: usage(USAGE_OUT) });
+  ev('message_stop', { type: 'message_stop' });
+  return streamReply(events, extra);
+}
+
+// A streamed reply keeps its events apart: delivered normally, each is one
+// write with chunked encoding, as an SSE endpoint sends them.
+function streamReply(events, extra) {
+  const chunks = events.map((e) => Buffer.from(e, 'utf8'));
+  return { status: 200, headers: Object.assign(sseHeaders(), extra), body: Buffer.concat(chunks), chunks };
+}
+
+// ---------------------------------------------------------------- replay
+
+const fixtureCache = new Map();
+
+function resolveFixture(p) {
+  if (!p.includes('/') && opts.fixtures) return path.join(opts.fixtures, p);
+  return path.resolve(p);
+}
+
+async function replayReply(provider, p) {
+  const file = resolveFixture(p);
+  let fx = fixtureCache.get(file);
+  if (!fx) {
+    try {
+      fx = JSON.parse(await fs.promises.readFile(file, 'utf8'));
+    } catch (e) {
+      return errorReply(provider, 500, `mock replay: cannot read fixture ${file}: ${e.message}`, 'server');
+    }
+    if (typeof fx.status !== 'number' || typeof fx.body !== 'string') {
+      return errorReply(provider, 500, `mock replay: ${file} has no numeric status and string body`, 'server');
+    }
+    fixtureCache.set(file, fx);
+  }
+  // content-length is the server's (node computes it from these bytes).
+  const headers = {};
+  for (const [k, v] of Object.entries(fx.headers || {})) {
+    if (k !== 'content-length' && k !== 'transfer-encoding') headers[k] = v;
+  }
+  return { status: fx.status, headers, body: Buffer.from(fx.body, 'utf8') };
+}
+
+// ---------------------------------------------------------------- directives
+
+// A directive says how to answer one request. Headers give one; a script
+// entry, when queued, gives another that takes precedence: its own reply
+// fields (status, body, headers, fault, replay) replace the header's reply
+// fields as a whole, and any field it leaves out falls back to the header's
+// timing fields (latency, drip) and parameters (retry-after, location,
+// subtasks).
+const FAULTS = new Set(['429', '500', 'reset', 'truncate', 'malformed', 'empty', 'drip', 'hang', 'redirect']);
+
+function headerDirective(h) {
+  const num = (v) => (v === undefined ? undefined : Number(v));
+  return {
+    latencyMs: num(h['x-mock-latency-ms']),
+    fault: h['x-mock-fault'],
+    retryAfter: h['x-mock-retry-after'],
+    dripMs: num(h['x-mock-drip-ms']),
+    location: h['x-mock-location'],
+    status: num(h['x-mock-status']),
+    body: h['x-mock-body'],
+    headers: undefined,
+    replay: h['x-mock-replay'],
+    subtasks: h['x-mock-subtasks'],
+  };
+}
+
+function scriptDirective(entry, base) {
+  const d = Object.assign({}, base);
+  const hasReply = ['status', 'body', 'headers', 'fault', 'replay'].some((k) => entry[k] !== undefined);
+  if (hasReply) {
+    d.fault = entry.fault; d.status = entry.status; d.replay = entry.replay;
+    d.headers = entry.headers;
+    d.body = (entry.body !== undefined && typeof entry.body !== 'string') ? JSON.stringify(entry.body) : entry.body;
+  }
+  if (entry.latency_ms !== undefined) d.latencyMs = Number(entry.latency_ms);
+  if (entry.drip_ms !== undefined) d.dripMs = Number(entry.drip_ms);
+  if (entry.retry_after !== undefined) d.retryAfter = String(entry.retry_after);
+  if (entry.location !== undefined) d.location = entry.location;
+  if (entry.subtasks !== undefined) d.subtasks = String(entry.subtasks);
+  return d;
+}
+
+// The reply (status, headers, body bytes) a directive asks for, before any
+// delivery fault is applied.
+async function buildReply(provider, parsed, d) {
+  if (d.replay !== undefined) return replayReply(provider, d.replay);
+  if (d.fault === '429') {
+    const ra = d.retryAfter !== undefined ? String(d.retryAfter) : '1';
+    return errorReply(provider, 429, `Rate limit reached (mock). Please try again in ${ra}s.`, 'rate_limit', { 'retry-after': ra });
+  }
+  if (d.fault === '500') {
+    return errorReply(provider, 500, 'The server had an error while processing your request. Sorry about that! (mock)', 'server');
+  }
+  if (d.fault === 'malformed') {
+    return { status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.from('{"id": "chatcmpl-mock", "choices": [{"index": 0, "mess', 'utf8') };
+  }
+  if (d.fault === 'empty') return { status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.alloc(0) };
+  if (d.fault === 'redirect') {
+    return { status: 302, headers: { location: d.location || '/mock-redirect-target', 'content-type': 'text/plain' }, body: Buffer.from('Found', 'utf8') };
+  }
+  if (d.body !== undefined || (d.status !== undefined && !Number.isNaN(d.status))) {
+    const status = d.status !== undefined && !Number.isNaN(d.status) ? d.status : 200;
+    if (d.body !== undefined) {
+      return { status, headers: Object.assign({ 'content-type': 'application/json' }, d.headers || {}), body: Buffer.from(d.body, 'utf8') };
+    }
+    if (status >= 400) {
+      const r = errorReply(provider, status, `mock status ${status}`, status >= 500 ? 'server' : 'invalid');
+      Object.assign(r.headers, d.headers || {});
+      return r;
+    }
+    const r = await defaultReply(provider, parsed, d);
+    r.status = status;
+    Object.assign(r.headers, d.headers || {});
+    return r;
+  }
+  const r = await defaultReply(provider, parsed, d);
+  Object.assign(r.headers, d.headers || {});
+  return r;
+}
+
+async function defaultReply(provider, parsed, d) {
+  if (parsed === undefined) {
+    return errorReply(provider, 400, 'We could not parse the JSON body of your request. (mock)', 'invalid');
+  }
+  const answer = modelAnswer(provider, parsed, d.subtasks);
+  return provider === 'openai' ? openaiReply(parsed, answer) : anthropicReply(parsed, answer);
+}
+
+// ---------------------------------------------------------------- delivery
+
+function alive(res) {
+  return !res.destroyed && !res.writableEnded && !res.socket?.destroyed;
+}
+
+function writeHead(res, reply, withLength, length) {
+  const headers = Object.assign({}, reply.headers);
+  if (withLength) headers['content-length'] = String(length === undefined ? reply.body.length : length);
+  res.writeHead(reply.status, headers);
+}
+
+// Sends an RST (not a FIN), so the client sees "connection reset". A TLS
+// socket has no reset of its own; its TCP socket underneath does.
+function resetSocket(sock) {
+  if (!sock || sock.destroyed) return;
+  for (const s of [sock, sock._parent]) {
+    if (s && typeof s.resetAndDestroy === 'function') {
+      try { s.resetAndDestroy(); return; } catch (e) { /* not a TCP handle: try the next */ }
+    }
+  }
+  sock.destroy();
+}
+
+function deliver(res, reply, d) {
+  if (!alive(res)) return;
+  const body = reply.body;
+  const half = body.subarray(0, Math.floor(body.length / 2));
+  switch (d.fault) {
+    case 'hang':
+      return; // the request stays in flight until the client gives up
+    case 'reset': {
+      writeHead(res, reply, !reply.chunks);
+      res.flushHeaders();
+      const sock = res.socket;
+      // Let the partial body reach the client before the reset.
+      const go = () => setTimeout(() => resetSocket(sock), 50);
+      if (half.length > 0) res.write(half, go); else go();
+      return;
+    }
+    case 'truncate': {
+      writeHead(res, reply, true, body.length + Math.max(body.length, 16));
+      const sock = res.socket;
+      // end() closes with a FIN: the client sees fewer bytes than promised.
+      res.write(half, () => setTimeout(() => sock.end(), 20));
+      return;
+    }
+    case 'drip': {
+      const ms = Number.isFinite(d.dripMs) && d.dripMs >= 0 ? d.dripMs : 50;
+      writeHead(res, reply, !reply.chunks);
+      res.flushHeaders();
+      let i = 0;
+      const step = () => {
+        if (!alive(res)) return;
+        if (i >= body.length) { res.end(); return; }
+        res.write(body.subarray(i, i + 1));
+        i += 1;
+        setTimeout(step, ms);
+      };
+      setTimeout(step, ms);
+      return;
+    }
+    default:
+      if (reply.chunks) {
+        writeHead(res, reply, false);
+        for (const c of reply.chunks) res.write(c);
+        res.end();
+      } else {
+        writeHead(res, reply, true);
+        res.end(body);
+      }
+  }
+}
+
+// ---------------------------------------------------------------- barrier
+
+function barrierHold(k, timeoutMs, release, fail, res) {
+  const b = state.barrier;
+  if (b.held.size === 0) {
+    b.k = k;
+    b.started = Date.now();
+    b.timeoutMs = timeoutMs;
+    b.timer = setTimeout(barrierTimeout, timeoutMs);
+  }
+  const entry = { release, fail, res };
+  b.held.add(entry);
+  // A client that gives up no longer counts as in flight.
+  res.on('close', () => { b.held.delete(entry); });
+  if (b.held.size >= b.k) {
+    clearTimeout(b.timer);
+    b.timer = null;
+    b.disarmed = true;
+    const all = Array.from(b.held);
+    b.held.clear();
+    for (const e of all) e.release();
+  }
+}
+
+function barrierTimeout() {
+  const b = state.barrier;
+  const all = Array.from(b.held);
+  const msg = `mock barrier: only ${all.length} of ${b.k} requests arrived within ${b.timeoutMs} ms`;
+  b.held.clear();
+  b.timer = null;
+  // The barrier stays armed: the next request starts a new generation.
+  for (const e of all) e.fail(msg);
+}
+
+function barrierFailAll(msg) {
+  const b = state.barrier;
+  clearTimeout(b.timer);
+  const all = Array.from(b.held);
+  b.held.clear();
+  for (const e of all) e.fail(msg);
+}
+
+// ---------------------------------------------------------------- LLM requests
+
+function logRequest(req, pathOnly, raw) {
+  let body = raw.toString('utf8');
+  const entry = { seq: ++state.seq, method: req.method, path: pathOnly, url: req.url, headers: allHeaders(req), body, body_bytes: raw.length };
+  if (body.length > LOG_BODY_MAX) {
+    entry.body = body.slice(0, LOG_BODY_MAX);
+    entry.body_truncated = true;
+  }
+  if (state.log.length < LOG_MAX) {
+    state.log.push(entry);
+  } else {
+    state.log[state.logStart] = entry;
+    state.logStart = (state.logStart + 1) % LOG_MAX;
+  }
+  return body;
+}
+
+function orderedLog() {
+  return state.log.slice(state.logStart).concat(state.log.slice(0, state.logStart));
+}
+
+function handleLLM(req, res, pathOnly, provider) {
+  state.total += 1;
+  state.paths[pathOnly] = (state.paths[pathOnly] || 0) + 1;
+  state.inFlight += 1;
+  if (state.inFlight > state.maxInFlight) state.maxInFlight = state.inFlight;
+  let done = false;
+  const finish = () => { if (!done) { done = true; state.inFlight -= 1; } };
+  res.on('finish', finish);
+  res.on('close', finish);
+  res.on('error', () => {});
+
+  readBody(req, res, provider, (raw) => {
+    const text = logRequest(req, pathOnly, raw);
+    if (provider === null) {
+      return deliver(res, errorReply('openai', 404, `mock: unknown URL ${req.method} ${pathOnly}`, 'not_found'), {});
+    }
+    if (req.method !== 'POST') {
+      return deliver(res, errorReply(provider, 405, `mock: ${req.method} not allowed on ${pathOnly}`, 'invalid'), {});
+    }
+    let parsed;
+    try { parsed = JSON.parse(text); } catch (e) { parsed = undefined; }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) parsed = undefined;
+
+    const h = req.headers;
+    let d = headerDirective(h);
+    // The script is consumed in arrival order, before any wait.
+    if (state.script.length > 0) d = scriptDirective(state.script.shift(), d);
+    if (d.fault !== undefined && !FAULTS.has(d.fault)) {
+      return deliver(res, errorReply(provider, 400, `mock: unknown fault "${d.fault}"`, 'invalid'), {});
+    }
+
+    const answer = () => {
+      const latency = Number.isFinite(d.latencyMs) && d.latencyMs > 0 ? d.latencyMs : 0;
+      const go = () => {
+        if (!alive(res)) return;
+        buildReply(provider, parsed, d).then((reply) => deliver(res, reply, d), (e) => {
+          deliver(res, errorReply(provider, 500, `mock: ${e.stack || e}`, 'server'), {});
+        });
+      };
+      if (latency > 0) setTimeout(go, latency); else go();
+    };
+
+    const k = Number(h['x-mock-barrier']);
+    const structured = parsed !== undefined && structuredOutput(provider, parsed).structured;
+    if (h['x-mock-barrier'] !== undefined && Number.isInteger(k) && k > 0 && !structured && !state.barrier.disarmed) {
+      const t = Number(h['x-mock-barrier-timeout-ms']);
+      const timeoutMs = Number.isFinite(t) && t > 0 ? t : 10000;
+      barrierHold(k, timeoutMs, answer, (msg) => {
+        if (alive(res)) deliver(res, errorReply(provider, 504, msg, 'timeout'), {});
+      }, res);
+      return;
+    }
+    answer();
+  });
+}
+
+function readBody(req, res, provider, then) {
+  const chunks = [];
+  let size = 0;
+  let tooBig = false;
+  req.on('data', (c) => {
+    size += c.length;
+    if (size > REQUEST_BODY_MAX) { tooBig = true; return; }
+    chunks.push(c);
+  });
+  req.on('end', () => {
+    if (tooBig) return deliver(res, errorReply(provider || 'openai', 413, 'mock: request body too large', 'invalid'), {});
+    then(Buffer.concat(chunks, size));
+  });
+  req.on('error', () => {});
+}
+
+// ---------------------------------------------------------------- control
+
+function sendJson(res, status, obj) {
+  deliver(res, jsonReply(status, obj), {});
+}
+
+function statsObject(withLog) {
+  const o = {
+    pid: process.pid,
+    total: state.total,
+    paths: Object.assign({}, state.paths),
+    in_flight: state.inFlight,
+    max_in_flight: state.maxInFlight,
+    connections: state.connections,
+    max_connections: state.maxConnections,
+    script_pending: state.script.length,
+    barrier: { armed: !state.barrier.disarmed, k: state.barrier.k, held: state.barrier.held.size },
+  };
+  if (withLog) o.requests = orderedLog();
+  return o;
+}
+
+function reset() {
+  barrierFailAll('mock barrier: reset while this request was held');
+  state.total = 0;
+  state.paths = Object.create(null);
+  state.maxInFlight = state.inFlight;
+  state.maxConnections = state.connections;
+  state.script = [];
+  state.log = [];
+  state.logStart = 0;
+  state.barrier = newBarrier();
+}
+
+function handleControl(req, res, pathOnly, query) {
+  if (pathOnly === '/healthz') {
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '2' });
+    return res.end('ok');
+  }
+  if (pathOnly === '/_mock/stats' && req.method === 'GET') {
+    return sendJson(res, 200, statsObject(query.get('log') !== '0'));
+  }
+  if (pathOnly === '/_mock/requests' && req.method === 'GET') {
+    const log = orderedLog();
+    const last = query.has('last') ? Number(query.get('last')) : NaN;
+    return sendJson(res, 200, Number.isInteger(last) && last >= 0 ? log.slice(Math.max(0, log.length - last)) : log);
+  }
+  if (pathOnly === '/_mock/reset' && req.method === 'POST') {
+    return readBody(req, res, null, () => { reset(); sendJson(res, 200, { ok: true }); });
+  }
+  if (pathOnly === '/_mock/script' && req.method === 'POST') {
+    return readBody(req, res, null, (raw) => {
+      let v;
+      try { v = JSON.parse(raw.toString('utf8')); } catch (e) {
+        return sendJson(res, 400, { error: `mock script: body is not JSON: ${e.message}` });
+      }
+      let replies = v && v.replies;
+      // An empty Lua table may arrive as {} rather than [].
+      if (replies && !Array.isArray(replies) && typeof replies === 'object' && Object.keys(replies).length === 0) replies = [];
+      if (!Array.isArray(replies) || replies.some((e) => !e || typeof e !== 'object' || Array.isArray(e))) {
+        return sendJson(res, 400, { error: 'mock script: want {"replies": [ {..}, ... ]}' });
+      }
+      const bad = replies.find((e) => e.fault !== undefined && !FAULTS.has(String(e.fault)));
+      if (bad) return sendJson(res, 400, { error: `mock script: unknown fault "${bad.fault}"` });
+      for (const e of replies) {
+        if (e.fault !== undefined) e.fault = String(e.fault);
+        state.script.push(e);
+      }
+      sendJson(res, 200, { queued: replies.length, pending: state.script.length });
+    });
+  }
+  sendJson(res, 404, { error: `mock: unknown control call ${req.method} ${pathOnly}` });
+}
+
+// ---------------------------------------------------------------- servers
+
+function app(req, res) {
+  const q = req.url.indexOf('?');
+  const pathOnly = q < 0 ? req.url : req.url.slice(0, q);
+  const query = new URLSearchParams(q < 0 ? '' : req.url.slice(q + 1));
+  if (pathOnly === '/healthz' || pathOnly.startsWith('/_mock/')) return handleControl(req, res, pathOnly, query);
+  let provider = null;
+  if (pathOnly === '/v1/chat/completions' || pathOnly === '/chat/completions') provider = 'openai';
+  else if (pathOnly === '/v1/messages') provider = 'anthropic';
+  // Unknown paths are LLM traffic too: logged and counted, so a spec can see
+  // that owl called a wrong URL.
+  handleLLM(req, res, pathOnly, provider);
+}
+
+// Thousands of concurrent keep-alive connections: no connection cap, no
+// per-socket request cap, and no timeouts, so a slow test never races an
+// idle-socket close.
+const serverOptions = {
+  keepAliveTimeout: 0,
+  requestTimeout: 0,
+  headersTimeout: 0,
+  maxHeaderSize: 1024 * 1024,
+  noDelay: true,
+};
+
+function tune(server) {
+  server.maxConnections = Infinity;
+  server.maxRequestsPerSocket = 0;
+  server.keepAliveTimeout = 0;
+  server.timeout = 0;
+  server.requestTimeout = 0;
+  server.headersTimeout = 0;
+  server.on('connection', (sock) => {
+    sock.setNoDelay(true);
+    state.connections += 1;
+    if (state.connections > state.maxConnections) state.maxConnections = state.connections;
+    sock.on('close', () => { state.connections -= 1; });
+  });
+  server.on('clientError', (err, sock) => {
+    if (sock.writable && !sock.destroyed && err.code !== 'ECONNRESET') {
+      sock.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    } else {
+      sock.destroy();
+    }
+  });
+  return server;
+}
+
+function listen(server, port) {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port, host: '127.0.0.1', backlog: 4096 }, () => {
+      server.removeListener('error', reject);
+      resolve(server.address().port);
+    });
+  });
+}
+
+async function main() {
+  const servers = [tune(http.createServer(serverOptions, app))];
+  const lines = [];
+  lines.push(`port=${await listen(servers[0], opts.port)}`);
+  if (opts.tlsPort !== null) {
+    const tls = tune(https.createServer(Object.assign({
+      cert: fs.readFileSync(opts.tlsCert),
+      key: fs.readFileSync(opts.tlsKey),
+    }, serverOptions), app));
+    tls.on('tlsClientError', () => {});
+    lines.push(`tls_port=${await listen(tls, opts.tlsPort)}`);
+  }
+  lines.push(`pid=${process.pid}`);
+  if (opts.portFile) {
+    // Written under a temporary name and renamed, so that a reader never
+    // sees half a file.
+    const tmp = `${opts.portFile}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, lines.join('\n') + '\n');
+    fs.renameSync(tmp, opts.portFile);
+  }
+  process.stderr.write(`mock server listening: ${lines.join(' ')}\n`);
+}
+
+// ---------------------------------------------------------------- lifetime
+
+// The server must never outlive the process that started it (a crashed
+// spec run would otherwise leave it behind).
+function exit(why) {
+  process.stderr.write(`mock server exiting: ${why}\n`);
+  process.exit(0);
+}
+process.on('SIGTERM', () => exit('SIGTERM'));
+process.on('SIGINT', () => exit('SIGINT'));
+if (opts.maxLifetime > 0) setTimeout(() => exit(`max lifetime ${opts.maxLifetime} s`), opts.maxLifetime * 1000);
+function parentGone(pid) {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    return e.code === 'ESRCH';
+  }
+  // A dead parent nobody has reaped yet still answers kill(0) as a zombie.
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch (e) {
+    return false;
+  }
+}
+if (opts.parentPid > 0) {
+  setInterval(() => { if (parentGone(opts.parentPid)) exit(`parent ${opts.parentPid} is gone`); }, 1000);
+}
+// A bug in one request's handling must not take down every other test.
+process.on('uncaughtException', (e) => { process.stderr.write(`mock server: uncaught: ${e.stack || e}\n`); });
+
+main().catch((e) => die(e.stack || String(e)));
