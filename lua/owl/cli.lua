@@ -1,0 +1,202 @@
+-- owl.cli: the `owl` command. parse turns the arguments into options (or a
+-- message for the usage error); main runs the flow, reports progress on
+-- stderr and writes the result on stdout. The streams are parameters so the
+-- specs can run main without a terminal.
+local cli = {}
+
+cli.usage = [[
+usage: owl run [options] PROBLEM...
+       owl run [options] -           read the problem from stdin
+
+Runs the orchestrator-workers flow on PROBLEM (the remaining arguments,
+joined by spaces) and prints the final result.
+
+options:
+  --model M          the model for every call
+  --base-url URL     an OpenAI-compatible endpoint (default: OPENAI_BASE_URL,
+                     else https://api.openai.com/v1)
+  --header 'K: V'    an extra request header; may be repeated
+  --max-workers K    at most K workers at once (an integer >= 1)
+  --json             print the whole result as JSON
+  -h, --help         print this help
+  --                 everything after it is the problem
+
+The API key is read from OPENAI_API_KEY.
+]]
+
+-- Flags that take a value, and what to do with it. Each returns an error
+-- message for a bad value.
+local VALUE_FLAGS = {
+  model = function(opts, v) opts.model = v end,
+  ["base-url"] = function(opts, v) opts.base_url = v end,
+  header = function(opts, v)
+    local name, value = v:match("^%s*([^:]-)%s*:%s*(.-)%s*$")
+    if not name or name == "" or name:find("%s") then
+      return "malformed header '" .. v .. "': expected 'Name: value'"
+    end
+    opts.headers[name] = value
+  end,
+  ["max-workers"] = function(opts, v)
+    local n = v:find("^%d+$") and tonumber(v)
+    if not n or n < 1 then
+      return "--max-workers needs an integer >= 1, got '" .. v .. "'"
+    end
+    opts.max_workers = n
+  end,
+}
+
+-- cli.parse(args) -> opts, or nil, message. Flags may come before or after
+-- the problem's words (a problem is rarely quoted); `--` ends the flags.
+-- opts: { command = "run", problem = string (nil when stdin is true),
+--         stdin = bool, model, base_url, headers = {K = V}, max_workers,
+--         json = bool, help = bool }
+function cli.parse(args)
+  if type(args) ~= "table" then
+    error("owl.cli: parse needs an array of arguments, got " .. type(args), 2)
+  end
+  local opts = { headers = {}, json = false, help = false, stdin = false }
+  local words = {}
+  local flags_done = false
+  local i, n = 1, #args
+  while i <= n do
+    local a = args[i]
+    if type(a) ~= "string" then
+      error("owl.cli: argument " .. i .. " is a " .. type(a) .. ", not a string", 2)
+    end
+    if flags_done or a == "-" or a:sub(1, 1) ~= "-" then
+      words[#words + 1] = a
+    elseif a == "--" then
+      flags_done = true
+    elseif a == "-h" or a == "--help" then
+      opts.help = true
+    elseif a == "--json" then
+      opts.json = true
+    else
+      local name, value = a:match("^%-%-([^=]+)=(.*)$")
+      name = name or a:match("^%-%-(.+)$")
+      local set = name and VALUE_FLAGS[name]
+      if not set then return nil, "unknown flag " .. a end
+      if value == nil then
+        i = i + 1
+        value = args[i]
+        -- "--model --json" is a forgotten value, not a model named --json
+        if value ~= nil and value:sub(1, 2) == "--" then value = nil end
+      end
+      if value == nil or value == "" then return nil, "--" .. name .. " needs a value" end
+      local problem = set(opts, value)
+      if problem then return nil, problem end
+    end
+    i = i + 1
+  end
+  if opts.help then return opts end
+
+  local command = table.remove(words, 1)
+  if command == nil then return nil, "no command: use 'owl run PROBLEM'" end
+  if command ~= "run" then return nil, "unknown command '" .. command .. "'" end
+  opts.command = command
+  if #words == 1 and words[1] == "-" then
+    opts.stdin = true
+  else
+    local problem = table.concat(words, " ")
+    if not problem:find("%S") then return nil, "no problem given" end
+    opts.problem = problem
+  end
+  return opts
+end
+
+local function progress(io_err)
+  local total = 0
+  return function(event, data)
+    data = data or {}
+    if event == "plan" then
+      local subtasks = data.subtasks or {}
+      total = #subtasks
+      io_err:write("owl: plan: ", tostring(data.objective), "\n")
+      for i, s in ipairs(subtasks) do
+        io_err:write("owl:   ", i, ". ", tostring(s.name), "\n")
+      end
+    elseif event == "worker_done" then
+      local head = "owl: [" .. tostring(data.index) .. "/" .. total .. "] " .. tostring(data.name)
+      if data.ok then
+        io_err:write(head, " done\n")
+      else
+        io_err:write(head, " failed: ", tostring(data.err), "\n")
+      end
+    elseif event == "aggregate" then
+      io_err:write("owl: aggregating\n")
+    end
+    -- other events are for other front ends; the CLI does not need them
+  end
+end
+
+-- The result as JSON. Empty lists are marked, or they would encode as {}.
+local function encode_result(result)
+  local json = require("owl.json")
+  local copy = {}
+  for k, v in pairs(result) do copy[k] = v end
+  for _, k in ipairs({ "subtasks", "outputs" }) do
+    if type(copy[k]) == "table" and next(copy[k]) == nil then copy[k] = json.array() end
+  end
+  return pcall(json.encode, copy)
+end
+
+-- cli.main(args, io_out, io_err [, io_in]) -> exit code: 0 done, 1 the run
+-- failed, 2 a usage error.
+function cli.main(args, io_out, io_err, io_in)
+  io_out = io_out or io.stdout
+  io_err = io_err or io.stderr
+  io_in = io_in or io.stdin
+  local opts, message = cli.parse(args)
+  if not opts then
+    io_err:write("owl: ", message, "\n\n", cli.usage)
+    return 2
+  end
+  if opts.help then
+    io_out:write(cli.usage)
+    return 0
+  end
+  local problem = opts.problem
+  if opts.stdin then
+    problem = io_in:read("*a")
+    if not problem or not problem:find("%S") then
+      io_err:write("owl: no problem on stdin\n")
+      return 2
+    end
+  end
+
+  -- A raised error here is misuse (no model, a bad header): the user gets
+  -- its message, not a traceback.
+  local ok, result, err = pcall(function()
+    local owl = require("owl")
+    local client = owl.client{
+      base_url = opts.base_url,
+      model = opts.model,
+      headers = next(opts.headers) and opts.headers or nil,
+    }
+    return owl.run(client, problem, { max_workers = opts.max_workers, on_event = progress(io_err) })
+  end)
+  if not ok then
+    io_err:write("owl: ", tostring(result), "\n")
+    return 1
+  end
+  if result == nil then
+    io_err:write(tostring(err or "owl: the run failed without an error"), "\n")
+    return 1
+  end
+
+  if opts.json then
+    local encoded_ok, encoded = encode_result(result)
+    if not encoded_ok then
+      io_err:write("owl: cannot encode the result as JSON: ", tostring(encoded), "\n")
+      return 1
+    end
+    io_out:write(encoded, "\n")
+  else
+    local final = tostring(result.final or "")
+    io_out:write(final)
+    if final:sub(-1) ~= "\n" then io_out:write("\n") end
+  end
+  return 0
+end
+
+return cli
