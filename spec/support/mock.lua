@@ -318,7 +318,8 @@ Server.__index = Server
 -- default 10) until it has written its ports.
 --   opts.tls           also listen with HTTPS, on a fresh self-signed cert
 --   opts.max_lifetime  seconds before the server exits on its own (900)
---   opts.node          the node binary ("node")
+--   opts.node          the node command, a shell word list ("node")
+--   opts.parent_pid    the process to outlive no longer (this Lua process)
 function mock.start(opts)
   opts = opts or {}
   local dir = make_temp_dir()
@@ -326,11 +327,11 @@ function mock.start(opts)
   local port_file, log_file, pid_file = dir .. "/ports", dir .. "/server.log", dir .. "/pid"
   self.log_file = log_file
   local args = {
-    shell_quote(opts.node or "node"), shell_quote(mock.server_js),
+    opts.node or "node", shell_quote(mock.server_js),
     "--port", "0", "--port-file", shell_quote(port_file),
     -- $PPID of the shell os.execute starts is this Lua process: the server
     -- watches it and exits when it is gone.
-    "--parent-pid", "$PPID",
+    "--parent-pid", opts.parent_pid and tostring(opts.parent_pid) or "$PPID",
     "--max-lifetime", tostring(opts.max_lifetime or 900),
     "--fixtures", shell_quote(mock.fixtures_dir),
   }
@@ -476,46 +477,72 @@ function Server:send(req)
   return setmetatable({ sock = sock }, Pending)
 end
 
-local function dechunk(s)
-  local out, i = {}, 1
-  while true do
-    local size_end = s:find("\r\n", i, true)
-    if not size_end then return nil end
-    local size = tonumber(s:sub(i, size_end - 1):match("^%x+"), 16)
-    if not size then return nil end
-    if size == 0 then return table.concat(out) end
-    out[#out + 1] = s:sub(size_end + 2, size_end + 1 + size)
-    i = size_end + 2 + size + 2
+-- Reads the body as the head frames it: by content-length, chunked, or up
+-- to the close. Returns body, complete; or nil, err, partial on a failure
+-- other than an early close.
+local function read_body(sock, headers)
+  local length = tonumber(headers["content-length"])
+  if (headers["transfer-encoding"] or ""):lower():find("chunked", 1, true) then
+    local out = {}
+    while true do
+      local line, err = sock:receive("*l")
+      if not line then return table.concat(out), false, err end
+      local size = tonumber(line:match("^%x+"), 16)
+      if not size then return table.concat(out), false, "bad chunk size" end
+      if size == 0 then
+        repeat line = sock:receive("*l") until not line or line == ""
+        return table.concat(out), true
+      end
+      local data, err2, partial = sock:receive(size)
+      if not data then return table.concat(out) .. (partial or ""), false, err2 end
+      out[#out + 1] = data
+      sock:receive("*l")
+    end
+  elseif length then
+    if length == 0 then return "", true end
+    local data, err, partial = sock:receive(length)
+    if data then return data, true end
+    return partial or "", false, err
   end
+  local data, err, partial = sock:receive("*a")
+  if data then return data, true end
+  return partial or "", false, err
 end
 
--- Reads the whole response (the server closes after it). Returns
--- { status, headers = {lower-case name = value}, body, raw, complete }, or
--- nil, err, partial_bytes when the connection failed (reset, timeout).
--- complete is false when fewer body bytes came than promised.
+-- Reads one response. Returns { status, headers = {lower-case name =
+-- value}, body, complete }; complete is false when the connection ended
+-- before the body was whole (fewer bytes than content-length, a chunked
+-- body cut short). LuaSocket reports a reset as "closed", so a reset and
+-- an early close look the same here. Returns nil, err, partial when no
+-- whole head came, or on any other failure (a "timeout").
 function Pending:response(timeout)
-  self.sock:settimeout(timeout or 10)
-  local data, err, partial = self.sock:receive("*a")
-  self.sock:close()
-  if not data then return nil, err, partial end
-  local head_end = data:find("\r\n\r\n", 1, true)
-  if not head_end then return nil, "no header block", data end
-  local head, body = data:sub(1, head_end - 1), data:sub(head_end + 4)
-  local status = tonumber(head:match("^HTTP/1%.%d (%d%d%d)"))
-  local headers = {}
-  for name, value in head:gmatch("\r\n([^:\r\n]+):[ \t]*([^\r\n]*)") do
-    name = name:lower()
-    headers[name] = headers[name] and (headers[name] .. ", " .. value) or value
+  local sock = self.sock
+  sock:settimeout(timeout or 10)
+  local status_line, err, partial = sock:receive("*l")
+  if not status_line then
+    sock:close()
+    return nil, err, partial
   end
-  local res = { status = status, headers = headers, raw = data, complete = true }
-  if (headers["transfer-encoding"] or ""):lower():find("chunked", 1, true) then
-    res.body = dechunk(body)
-    if not res.body then res.body, res.complete = body, false end
-  else
-    res.body = body
-    local length = tonumber(headers["content-length"])
-    if length and #body < length then res.complete = false end
+  local res = { status = tonumber(status_line:match("^HTTP/1%.%d (%d%d%d)")), headers = {} }
+  local seen = { status_line }
+  while true do
+    local line, err2 = sock:receive("*l")
+    if not line then
+      sock:close()
+      return nil, err2, table.concat(seen, "\r\n")
+    end
+    if line == "" then break end
+    seen[#seen + 1] = line
+    local name, value = line:match("^([^:]+):[ \t]*(.*)$")
+    if name then
+      name = name:lower()
+      res.headers[name] = res.headers[name] and (res.headers[name] .. ", " .. value) or value
+    end
   end
+  local body, complete, why = read_body(sock, res.headers)
+  sock:close()
+  if why and why ~= "closed" then return nil, why, body end
+  res.body, res.complete = body, complete
   return res
 end
 
