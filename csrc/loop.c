@@ -510,10 +510,8 @@ static int l_new(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_pushnil(L);
     while (lua_next(L, 1)) {
-      if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "max_in_flight") != 0) {
-        lua_pop(L, 1);
+      if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "max_in_flight") != 0)
         return luaL_error(L, "owl.core.loop: unknown option '%s'", lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
-      }
       lua_pop(L, 1);
     }
     lua_getfield(L, 1, "max_in_flight");

@@ -238,9 +238,10 @@ void owl_transfer_configure(lua_State *L, owl_transfer *t, int spec_idx, owl_hea
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers->list);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-  /* On HTTP/2 (api.openai.com over TLS), wait for a multiplexed stream
-   * rather than opening one connection per call. */
-  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+  /* Over TLS a server may speak HTTP/2: wait to multiplex on a connection
+   * being set up rather than opening one per call. Never on cleartext, where
+   * only HTTP/1.1 is spoken and waiting would serialize a fan-out. */
+  if (t->is_https) curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
   if (t->body.data) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body.data);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->body.len);

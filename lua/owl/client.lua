@@ -1,0 +1,143 @@
+-- owl.client: a configured connection to one LLM API. It checks its options
+-- once, picks the provider (request builders and response readers) and the
+-- loop its transfers run on, and turns one request into one normalized
+-- response: client:chat blocks in a script and yields in an owl task.
+local core = require("owl.core")
+local errors = require("owl.errors")
+local task = require("owl.task")
+
+local M = {}
+
+local Client = {}
+Client.__index = Client
+Client.__name = "owl.client"
+
+-- The defaults of the official SDKs: a slow model may take minutes to
+-- answer, but a server that does not accept a connection in 5 s is down.
+local DEFAULT_TIMEOUT = 600
+local DEFAULT_CONNECT_TIMEOUT = 5
+
+local PROVIDERS = {
+  openai = { module = "owl.providers.openai", key_env = "OPENAI_API_KEY", url_env = "OPENAI_BASE_URL",
+             url = "https://api.openai.com/v1" },
+}
+
+local OPTIONS = {
+  provider = "string", base_url = "string", api_key = "string", model = "string",
+  headers = "table", timeout = "number", connect_timeout = "number",
+  max_connections = "number", ca_file = "string", loop = "userdata",
+}
+
+local default_loop
+
+-- The loop shared by every client that does not ask for its own: one
+-- connection cache, one place for a host to drive.
+function M.default_loop()
+  if default_loop == nil then default_loop = core.loop() end
+  return default_loop
+end
+
+local function check_options(opts)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then error("owl.client: options must be a table, got " .. type(opts), 3) end
+  for k, v in pairs(opts) do
+    local want = OPTIONS[k]
+    if want == nil then error("owl.client: unknown option '" .. tostring(k) .. "'", 3) end
+    if type(v) ~= want then
+      error("owl.client: option '" .. k .. "' must be a " .. want .. ", got " .. type(v), 3)
+    end
+  end
+  return opts
+end
+
+local function positive(name, v)
+  if v ~= nil and not (v > 0 and v < math.huge) then
+    error("owl.client: option '" .. name .. "' must be a positive number of seconds", 3)
+  end
+end
+
+-- owl.client{ provider, base_url, api_key, model, headers, timeout,
+-- connect_timeout, max_connections, ca_file, loop }
+function M.new(opts)
+  opts = check_options(opts)
+  local pname = opts.provider or "openai"
+  local pinfo = PROVIDERS[pname]
+  if pinfo == nil then error("owl.client: unknown provider '" .. pname .. "'", 2) end
+  positive("timeout", opts.timeout)
+  positive("connect_timeout", opts.connect_timeout)
+  local maxc = opts.max_connections
+  if maxc ~= nil and (maxc < 1 or maxc ~= math.floor(maxc)) then
+    error("owl.client: option 'max_connections' must be a positive integer", 2)
+  end
+  if opts.loop ~= nil and maxc ~= nil then
+    error("owl.client: give either 'loop' or 'max_connections' (a loop has its own cap)", 2)
+  end
+  local base_url = opts.base_url or os.getenv(pinfo.url_env)
+  if base_url == nil or base_url == "" then base_url = pinfo.url end
+  if not base_url:lower():find("^https?://") then
+    error("owl.client: base_url must start with http:// or https://, got '" .. base_url .. "'", 2)
+  end
+  local headers
+  if opts.headers then
+    headers = {}
+    for k, v in pairs(opts.headers) do
+      if type(k) ~= "string" or (type(v) ~= "string" and type(v) ~= "number") then
+        error("owl.client: headers must map names to strings", 2)
+      end
+      headers[k] = tostring(v)
+    end
+  end
+  local api_key = opts.api_key
+  if api_key == nil then api_key = os.getenv(pinfo.key_env) end
+  if api_key == "" then api_key = nil end
+
+  local loop = opts.loop
+  if loop == nil then
+    loop = maxc and core.loop{ max_in_flight = maxc } or M.default_loop()
+  end
+  return setmetatable({
+    provider_name = pname,
+    provider = require(pinfo.module),
+    base_url = base_url,
+    api_key = api_key,
+    model = opts.model,
+    headers = headers,
+    timeout = opts.timeout or DEFAULT_TIMEOUT,
+    connect_timeout = opts.connect_timeout or DEFAULT_CONNECT_TIMEOUT,
+    ca_file = opts.ca_file,
+    loop = loop,
+  }, Client)
+end
+
+function M.is_client(v)
+  return getmetatable(v) == Client
+end
+
+-- Never shows the key.
+function Client:__tostring()
+  return "owl.client (" .. self.provider_name .. ", " .. self.base_url .. ", model " .. tostring(self.model) .. ")"
+end
+
+-- The outcome of a finished transfer: a transport failure, or what the
+-- provider reads from the response.
+function Client:read(t)
+  local kind, message = t:failure()
+  if kind then return nil, errors.from_failure(kind, message, self.api_key) end
+  return self.provider.read(t, self)
+end
+
+-- Waits for a transfer started on this client's loop and reads it.
+function Client:finish(t)
+  task.await(self.loop, t)
+  return self:read(t)
+end
+
+-- client:chat(request) -> normalized response, or nil and an owl error.
+function Client:chat(request)
+  if getmetatable(self) ~= Client then error("owl.client: use client:chat(request), not client.chat", 2) end
+  if type(request) ~= "table" then error("owl.client: chat needs a request table, got " .. type(request), 2) end
+  local spec = self.provider.build(self, request)
+  return self:finish(self.loop:request(spec))
+end
+
+return M

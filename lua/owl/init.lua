@@ -1,0 +1,30 @@
+-- owl: the orchestrator-workers pattern for LLMs, on a C core.
+--
+--   local owl = require("owl")
+--   local client = owl.client{ model = "gpt-4o-mini" }
+--   local result, err = owl.run(client, "Write a tokenizer for arithmetic")
+--
+-- This file only gathers the public names; each concern has its module.
+local client = require("owl.client")
+local task = require("owl.task")
+local flow = require("owl.flow")
+
+local owl = {
+  version = "0.1.0",
+  client = client.new,
+  run = flow.run,
+  spawn = task.spawn,
+  -- The loop shared by clients that do not ask for their own. A host loop
+  -- (vim.uv, a game's frame tick) may drive it with loop:sockets(),
+  -- loop:timeout() and loop:action(), handing what action() returns to
+  -- owl.dispatch(loop, completed).
+  loop = client.default_loop,
+  dispatch = task.dispatch,
+  json = require("owl.json"),
+  schema = require("owl.schema"),
+  prompts = require("owl.prompts"),
+  errors = require("owl.errors"),
+  plan_schema = flow.plan_schema,
+}
+
+return owl

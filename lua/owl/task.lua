@@ -1,0 +1,186 @@
+-- owl.task: tasks and the driver that resumes them.
+--
+-- C never yields (LuaJIT and 5.1 have no lua_yieldk): the core reports
+-- finished transfers, and this module resumes whichever task waits for each.
+-- A task is a coroutine owl created with spawn. Code running in one yields
+-- while its transfer is in flight; code running anywhere else (the main
+-- thread, a coroutine owl did not start) drives the loop itself until its
+-- transfer is done, resuming every other task whose transfer finishes
+-- meanwhile. The same functions therefore block in a script and yield in a
+-- task.
+--
+-- On Lua 5.1 a yield cannot cross pcall: owl never yields inside one, and
+-- code running in a task must not call owl inside pcall there either.
+local M = {}
+
+local unpack = table.unpack or unpack
+local pack = function(...) return { n = select("#", ...), ... } end
+
+local WAIT = {} -- what a task yields to the driver; anything else is misuse
+local MAIN = {} -- the waiter recorded for a transfer awaited outside any task
+
+local by_coroutine = setmetatable({}, { __mode = "k" }) -- coroutine -> task
+local waiting = {}   -- transfer -> task (or MAIN) waiting for it
+local finished = setmetatable({}, { __mode = "k" }) -- transfers done before anyone waited
+local loop_waits = {} -- loop -> number of transfers awaited on it
+local ready = {}      -- tasks to resume, in order
+
+local Task = {}
+Task.__index = Task
+Task.__name = "owl.task"
+
+function Task:__tostring()
+  return "owl.task (" .. self.status .. ")"
+end
+
+-- The task running now, or nil outside owl's tasks.
+function M.current()
+  local co = coroutine.running()
+  return co and by_coroutine[co] or nil
+end
+
+local flush
+
+-- Resumes one task and records how it ended, if it did.
+local function resume(task)
+  local r = pack(coroutine.resume(task.co))
+  if coroutine.status(task.co) == "dead" then
+    if r[1] then
+      task.status = "done"
+      task.results = { n = r.n - 1, unpack(r, 2, r.n) }
+    else
+      task.status = "failed"
+      task.error = r[2]
+      task.traceback = debug.traceback(task.co, tostring(r[2]))
+    end
+    for _, w in ipairs(task.waiters) do ready[#ready + 1] = w end
+    task.waiters = {}
+  elseif not r[1] or r[2] ~= WAIT then
+    -- A task that yields on its own would be resumed by owl at a time it
+    -- does not expect: refuse it loudly rather than corrupt it.
+    task.status = "failed"
+    task.error = "owl.task: a task yielded outside owl (use owl.spawn tasks only for owl waits)"
+    for _, w in ipairs(task.waiters) do ready[#ready + 1] = w end
+    task.waiters = {}
+  end
+end
+
+-- Resumes every ready task that can be resumed now, in order. A task that
+-- is not suspended (it is up the stack of the code driving now) is kept for
+-- a later flush. Resumed tasks may make more tasks ready, or flush again
+-- themselves: each pass takes the queue as it stands.
+flush = function()
+  local deferred = {}
+  while #ready > 0 do
+    local batch = ready
+    ready = {}
+    for i = 1, #batch do
+      local task = batch[i]
+      if coroutine.status(task.co) == "suspended" then
+        resume(task)
+      else
+        deferred[#deferred + 1] = task
+      end
+    end
+  end
+  for i = 1, #deferred do ready[#ready + 1] = deferred[i] end
+end
+
+-- owl.spawn(fn, ...): starts fn in a new task, runs it until it first waits,
+-- and returns the task.
+function M.spawn(fn, ...)
+  if type(fn) ~= "function" then error("owl.spawn: expected a function, got " .. type(fn), 2) end
+  local args = pack(...)
+  local task = setmetatable({ status = "running", waiters = {} }, Task)
+  task.co = coroutine.create(function() return fn(unpack(args, 1, args.n)) end)
+  by_coroutine[task.co] = task
+  resume(task)
+  flush()
+  return task
+end
+
+-- Hands transfers that a loop reported finished to their waiters. A host
+-- loop that drives loop:action() itself passes its results here.
+function M.dispatch(loop, completed)
+  for i = 1, #completed do
+    local t = completed[i]
+    local w = waiting[t]
+    if w then
+      waiting[t] = nil
+      loop_waits[loop] = loop_waits[loop] - 1
+      if loop_waits[loop] == 0 then loop_waits[loop] = nil end
+      if w == MAIN then finished[t] = true else ready[#ready + 1] = w end
+    else
+      finished[t] = true
+    end
+  end
+  flush()
+end
+
+-- One turn of the driver: wait at most timeout_ms on loop, then resume.
+function M.step(loop, timeout_ms)
+  M.dispatch(loop, loop:step(timeout_ms))
+end
+
+-- Waits until transfer t (started on loop) has finished.
+function M.await(loop, t)
+  if finished[t] then
+    finished[t] = nil
+    return
+  end
+  local task = M.current()
+  waiting[t] = task or MAIN
+  loop_waits[loop] = (loop_waits[loop] or 0) + 1
+  if task then
+    coroutine.yield(WAIT)
+    return
+  end
+  while not finished[t] do M.step(loop, -1) end
+  finished[t] = nil
+end
+
+-- Drives every loop that has a waiter until done() is true. Blocking: for
+-- code outside any task.
+local function drive_until(done)
+  while not done() do
+    flush()
+    if done() then break end
+    local loops, n = {}, 0
+    for loop in pairs(loop_waits) do n = n + 1; loops[n] = loop end
+    if n == 0 then
+      error("owl.task: deadlock: waiting for a task that waits for nothing owl drives", 3)
+    end
+    -- One loop (the usual case): block in it. Several: take turns.
+    for i = 1, n do M.step(loops[i], n == 1 and -1 or 10) end
+  end
+end
+
+-- task:wait(): fn's results, or nil and the value it raised.
+function Task:wait()
+  if self.status == "running" then
+    local me = M.current()
+    if me == self then error("owl.task: a task cannot wait for itself", 2) end
+    if me then
+      self.waiters[#self.waiters + 1] = me
+      coroutine.yield(WAIT)
+    else
+      local target = self
+      drive_until(function() return target.status ~= "running" end)
+    end
+  end
+  if self.status == "failed" then return nil, self.error end
+  return unpack(self.results, 1, self.results.n)
+end
+
+function Task:done()
+  return self.status ~= "running"
+end
+
+-- Waits for every task in the array; returns nothing (read each task).
+function M.wait_all(tasks)
+  for i = 1, #tasks do
+    if tasks[i].status == "running" then tasks[i]:wait() end
+  end
+end
+
+return M

@@ -1,0 +1,374 @@
+-- The C loop and transfers over real HTTP on 127.0.0.1, against the mock
+-- LLM server: completion reporting, owl's own queue, windows, the host-loop
+-- interface, cancellation, closing, and how failures are classified.
+local core = require("owl.core")
+local mock = require("support.mock")
+local socket = require("socket")
+
+local BODY = { model = "m", messages = { { role = "user", content = "hello" } } }
+
+local function spec_for(server, headers, extra)
+  local s = { url = server.url .. "/chat/completions", headers = headers or {}, timeout = 10, connect_timeout = 5 }
+  for k, v in pairs(extra or {}) do s[k] = v end
+  return s
+end
+
+-- A loopback port with nothing listening on it.
+local function closed_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+describe("owl.core loop", function()
+  local server
+  setup(function() server = mock.start() end)
+  teardown(function() server:stop() end)
+  before_each(function() server:reset() end)
+
+  it("reports a completed transfer once, with status, headers and body", function()
+    local loop = core.loop()
+    local t = loop:request(spec_for(server, { "Content-Type: application/json" }, { body = BODY }))
+    assert.equal("running", t:state())
+    local done = loop:run()
+    assert.equal(1, #done)
+    assert.equal(t, done[1])
+    assert.equal("done", t:state())
+    assert.is_nil(t:failure())
+    assert.equal(200, t:status())
+    assert.matches("application/json", t:header("Content-Type"))
+    assert.matches("application/json", t:headers()["content-type"])
+    assert.matches('"chat.completion"', t:body())
+    assert.same({}, loop:step(0)) -- never reported twice
+    loop:close()
+  end)
+
+  it("step(0) never waits and leaves an unfinished transfer pending", function()
+    local loop = core.loop()
+    local t = loop:request(spec_for(server, { "x-mock-latency-ms: 300" }, { body = BODY }))
+    assert.same({}, loop:step(0))
+    local queued, running = loop:pending()
+    assert.equal(0, queued)
+    assert.equal(1, running)
+    local done = loop:run()
+    assert.equal(t, done[1])
+    assert.equal(200, t:status())
+    loop:close()
+  end)
+
+  it("sends the body it owns, with an empty Expect header and no 100-continue", function()
+    local loop = core.loop()
+    local big = string.rep("x", 3 * 1024 * 1024)
+    loop:request(spec_for(server, {}, { body = big }))
+    -- drop every Lua reference to the string: the transfer owns its copy
+    big = nil
+    collectgarbage("collect")
+    local t = loop:run()[1]
+    assert.equal(200 <= t:status() and t:status() < 500, true)
+    local log = server:requests(1)
+    assert.equal(3 * 1024 * 1024, log[1].body_bytes)
+    assert.is_nil(log[1].headers["expect"])
+  end)
+
+  it("encodes a table body as JSON in C", function()
+    local loop = core.loop()
+    loop:request(spec_for(server, {}, { body = { model = "m", messages = { { role = "user", content = "é\"\n" } }, n = 3 } }))
+    loop:run()
+    local log = server:requests(1)
+    local sent = mock.json_decode(log[1].body)
+    assert.equal("é\"\n", sent.messages[1].content)
+    assert.equal(3, sent.n)
+  end)
+
+  it("reuses one connection for calls made one after another", function()
+    local loop = core.loop()
+    for _ = 1, 4 do
+      loop:request(spec_for(server, {}, { body = BODY }))
+      loop:run()
+    end
+    assert.equal(1, server:stats().total_connections)
+    loop:close()
+  end)
+
+  it("keeps a transfer alive while in flight even with no Lua reference", function()
+    local loop = core.loop()
+    for _ = 1, 20 do loop:request(spec_for(server, { "x-mock-latency-ms: 50" }, { body = BODY })) end
+    collectgarbage("collect")
+    collectgarbage("collect")
+    local done = loop:run()
+    assert.equal(20, #done)
+    for _, t in ipairs(done) do assert.equal(200, t:status()) end
+  end)
+
+  describe("max_in_flight", function()
+    it("holds transfers in owl's queue, never more than the cap in flight", function()
+      local loop = core.loop{ max_in_flight = 2 }
+      for _ = 1, 6 do loop:request(spec_for(server, { "x-mock-latency-ms: 100" }, { body = BODY })) end
+      local queued, running = loop:pending()
+      assert.equal(4, queued)
+      assert.equal(2, running)
+      local done = loop:run()
+      assert.equal(6, #done)
+      assert.equal(2, server:stats().max_in_flight)
+    end)
+
+    it("does not count queued time against a transfer's timeout", function()
+      -- each call takes 0.3 s; four in a row take 1.2 s, far past the 0.5 s timeout
+      local loop = core.loop{ max_in_flight = 1 }
+      for _ = 1, 4 do
+        loop:request(spec_for(server, { "x-mock-latency-ms: 300" }, { body = BODY, timeout = 0.5 }))
+      end
+      local done = loop:run()
+      assert.equal(4, #done)
+      for _, t in ipairs(done) do
+        assert.is_nil(t:failure())
+        assert.equal(200, t:status())
+      end
+    end)
+
+    it("rejects a bad cap and unknown options", function()
+      assert.has_error(function() core.loop{ max_in_flight = 0 } end)
+      assert.has_error(function() core.loop{ max_in_flight = 1.5 } end)
+      assert.has_error(function() core.loop{ bogus = 1 } end, "owl.core.loop: unknown option 'bogus'")
+    end)
+  end)
+
+  describe("work", function()
+    it("starts every member at once and reports each exactly once", function()
+      local loop = core.loop()
+      local bodies = {}
+      for i = 1, 25 do bodies[i] = { model = "m", messages = { { role = "user", content = "part " .. i } } } end
+      local g = core.work(loop, spec_for(server, { "x-mock-barrier: 25" }), bodies)
+      assert.equal(25, g:size())
+      local seen = {}
+      for _, t in ipairs(loop:run()) do
+        assert.is_nil(seen[t])
+        seen[t] = true
+        assert.equal(200, t:status())
+      end
+      for i, t in ipairs(g:members()) do
+        assert.is_true(seen[t])
+        assert.matches("part " .. i .. "\n", t:json().choices[1].message.content, 1, true)
+      end
+      assert.equal(25, server:stats().max_in_flight)
+    end)
+
+    it("runs at most `window` members at once", function()
+      local loop = core.loop()
+      local bodies = {}
+      for i = 1, 7 do bodies[i] = BODY end
+      local g = core.work(loop, spec_for(server, { "x-mock-latency-ms: 80" }), bodies, 3)
+      local held = 0
+      for _, t in ipairs(g:members()) do if t:state() == "held" then held = held + 1 end end
+      assert.equal(4, held)
+      assert.equal(7, #loop:run())
+      assert.equal(3, server:stats().max_in_flight)
+    end)
+
+    it("raises before sending anything when a body is bad", function()
+      local loop = core.loop()
+      assert.has_error(function()
+        core.work(loop, spec_for(server), { BODY, function() end })
+      end)
+      assert.has_error(function()
+        core.work(loop, spec_for(server, {}, { body = BODY }), { BODY })
+      end)
+      loop:run()
+      assert.equal(0, server:stats().total)
+    end)
+  end)
+
+  it("aggregate writes a rope's pieces as one JSON string", function()
+    local json = require("owl.json")
+    local loop = core.loop()
+    local pieces = { "head\n", string.rep("a\"b", 1000), "\ntail" }
+    local t = core.aggregate(loop, spec_for(server, {}, {
+      body = { model = "m", messages = { { role = "user", content = json.rope(pieces) } } },
+    }))
+    loop:run()
+    assert.equal(200, t:status())
+    local sent = mock.json_decode(server:requests(1)[1].body)
+    assert.equal(table.concat(pieces), sent.messages[1].content)
+  end)
+
+  describe("host loop interface", function()
+    it("completes a transfer driven only by sockets(), timeout() and action()", function()
+      local loop = core.loop()
+      local t = loop:request(spec_for(server, { "x-mock-latency-ms: 50" }, { body = BODY }))
+      local done, saw_socket = {}, false
+      for _ = 1, 2000 do
+        local tmo = loop:timeout()
+        if tmo == 0 then
+          for _, d in ipairs(loop:action(-1)) do done[#done + 1] = d end
+        end
+        for fd, ev in pairs(loop:sockets()) do
+          saw_socket = true
+          assert.is_true(ev == "r" or ev == "w" or ev == "rw")
+          for _, d in ipairs(loop:action(fd, ev)) do done[#done + 1] = d end
+        end
+        if #done > 0 then break end
+        socket.sleep(0.005)
+      end
+      assert.is_true(saw_socket)
+      assert.equal(t, done[1])
+      assert.equal(200, t:status())
+      assert.equal(-1, loop:timeout())
+    end)
+  end)
+
+  describe("cancel and close", function()
+    it("a cancelled transfer completes with failure 'cancelled'", function()
+      local loop = core.loop()
+      local t = loop:request(spec_for(server, { "x-mock-latency-ms: 5000" }, { body = BODY }))
+      loop:step(50)
+      t:cancel()
+      local done = loop:step(0)
+      assert.equal(t, done[1])
+      assert.equal("cancelled", (t:failure()))
+      t:cancel() -- idempotent
+      assert.same({}, loop:step(0))
+    end)
+
+    it("closing a loop cancels what it holds and is idempotent", function()
+      local loop = core.loop{ max_in_flight = 1 }
+      local a = loop:request(spec_for(server, { "x-mock-latency-ms: 5000" }, { body = BODY }))
+      local b = loop:request(spec_for(server, {}, { body = BODY }))
+      loop:step(20)
+      loop:close()
+      loop:close()
+      assert.equal("cancelled", (a:failure()))
+      assert.equal("cancelled", (b:failure()))
+      assert.has_error(function() loop:step(0) end, "owl.core: the loop is closed")
+    end)
+
+    it("a loop collected with transfers in flight frees them", function()
+      local loop = core.loop()
+      for _ = 1, 5 do loop:request(spec_for(server, { "x-mock-latency-ms: 5000" }, { body = BODY })) end
+      loop:step(10)
+      loop = nil
+      collectgarbage("collect")
+      collectgarbage("collect")
+      assert.is_nil(loop)
+    end)
+  end)
+
+  describe("failures", function()
+    it("a refused connection is 'connect'", function()
+      local loop = core.loop()
+      local t = loop:request{ url = "http://127.0.0.1:" .. closed_port() .. "/v1/chat/completions", body = "{}" }
+      loop:run()
+      local kind, message = t:failure()
+      assert.equal("connect", kind)
+      assert.matches("onnect", message)
+      assert.equal(0, t:status())
+    end)
+
+    it("a connect timeout is 'connect', not 'timeout'", function()
+      -- a listener that never accepts, its backlog filled: SYNs go unanswered
+      local l = assert(socket.tcp())
+      assert(l:bind("127.0.0.1", 0))
+      assert(l:listen(0))
+      local _, port = l:getsockname()
+      local fillers = {}
+      for i = 1, 4 do
+        local c = socket.tcp()
+        c:settimeout(0.2)
+        c:connect("127.0.0.1", port)
+        fillers[i] = c
+      end
+      local loop = core.loop()
+      local t = loop:request{ url = "http://127.0.0.1:" .. port .. "/", connect_timeout = 0.3, timeout = 10 }
+      loop:run()
+      for _, c in ipairs(fillers) do c:close() end
+      l:close()
+      assert.equal("connect", (t:failure()))
+    end)
+
+    it("a server that never answers is 'timeout'", function()
+      local loop = core.loop()
+      local t = loop:request(spec_for(server, { "x-mock-fault: hang" }, { body = BODY, timeout = 0.3 }))
+      loop:run()
+      local kind, message = t:failure()
+      assert.equal("timeout", kind)
+      assert.matches("timed out", message)
+    end)
+
+    it("a reset mid-body and a truncated body are 'protocol'", function()
+      local loop = core.loop()
+      local reset = loop:request(spec_for(server, { "x-mock-fault: reset" }, { body = BODY }))
+      local cut = loop:request(spec_for(server, { "x-mock-fault: truncate" }, { body = BODY }))
+      loop:run()
+      assert.equal("protocol", (reset:failure()))
+      assert.equal("protocol", (cut:failure()))
+    end)
+
+    it("a slow drip past the timeout is 'timeout' and keeps what arrived", function()
+      local loop = core.loop()
+      local t = loop:request(spec_for(server, { "x-mock-fault: drip", "x-mock-drip-ms: 40" }, { body = BODY, timeout = 0.5 }))
+      loop:run()
+      assert.equal("timeout", (t:failure()))
+      assert.is_true(#t:body() > 0)
+    end)
+
+    it("a response past max_response_bytes is 'protocol' naming the limit", function()
+      local loop = core.loop()
+      local t = loop:request(spec_for(server, {}, { body = BODY, max_response_bytes = 16 }))
+      loop:run()
+      local kind, message = t:failure()
+      assert.equal("protocol", kind)
+      assert.matches("max_response_bytes", message)
+    end)
+
+    it("a redirect is not followed", function()
+      local other = mock.start()
+      local loop = core.loop()
+      local t = loop:request(spec_for(server, {
+        "Authorization: Bearer sk-secret-redirect",
+        "x-mock-fault: redirect", "x-mock-location: " .. other.url .. "/chat/completions",
+      }, { body = BODY }))
+      loop:run()
+      local total = other:stats().total
+      other:stop()
+      assert.is_nil(t:failure())
+      assert.equal(302, t:status())
+      assert.equal(0, total)
+    end)
+  end)
+
+  describe("misuse raises", function()
+    it("names the bad spec field", function()
+      local loop = core.loop()
+      assert.has_error(function() loop:request{ url = "ftp://x/" } end, "owl.core: spec.url must start with http:// or https://")
+      assert.has_error(function() loop:request{ url = "http://x/", bogus = 1 } end, "owl.core: unknown spec field 'bogus'")
+      assert.has_error(function() loop:request{ url = "http://x/", timeout = "1" } end, "owl.core: spec.timeout must be a number of seconds")
+      assert.has_error(function() loop:request{ url = "http://x/", headers = { 1 } } end, "owl.core: spec.headers[1] must be a string")
+      assert.has_error(function() loop:request{ url = "http://x/", headers = { "A: b\r\nC: d" } } end)
+      assert.has_error(function() loop:request{ url = "http://x/", body = true } end)
+      assert.has_error(function() core.orchestrate(loop, "x") end)
+    end)
+  end)
+end)
+
+describe("owl.core TLS", function()
+  local server
+  setup(function() server = mock.start{ tls = true } end)
+  teardown(function() server:stop() end)
+
+  it("fails verification of a self-signed certificate with kind 'tls'", function()
+    local loop = core.loop()
+    local t = loop:request{ url = server.tls_url .. "/chat/completions", body = BODY, timeout = 10 }
+    loop:run()
+    local kind = t:failure()
+    assert.equal("tls", kind)
+    assert.equal(0, server:stats().total)
+  end)
+
+  it("succeeds when the certificate is trusted through ca_file", function()
+    local loop = core.loop()
+    local t = loop:request{ url = server.tls_url .. "/chat/completions", body = BODY, ca_file = server.cert_file, timeout = 10 }
+    loop:run()
+    assert.is_nil(t:failure())
+    assert.equal(200, t:status())
+  end)
+end)
