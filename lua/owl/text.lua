@@ -60,6 +60,23 @@ local function finish_open(block)
   return true
 end
 
+-- The shape models send almost always: one ``` block at column 0 with only
+-- whitespace around it and no other fence line inside. Found with a few
+-- anchored searches instead of a pass over every line, which matters when
+-- a thousand worker outputs come back at once. nil when s is not that shape
+-- (the general pass below then decides).
+local function single_block(s)
+  local lead, after_open = s:match("^(%s-)```[^`\n]*\n()")
+  if not lead or (lead ~= "" and lead:sub(-1) ~= "\n") then return nil end
+  -- plain finds: the first ``` after the opening must be the closing fence,
+  -- at the start of its line with only whitespace after it
+  local close = s:find("```", after_open, true)
+  if not close or close == after_open or s:byte(close - 1) ~= 10 then return nil end
+  if not s:find("^`*%s*$", close) then return nil end
+  if s:find("~~~", after_open, true) then return nil end
+  return s:sub(after_open, close - 1)
+end
+
 -- strip_fences(s): one fenced block, alone but for whitespace -> its code;
 -- fenced blocks with prose around them -> their code joined by a blank line;
 -- no fenced block -> s unchanged.
@@ -67,6 +84,9 @@ function text.strip_fences(s)
   if type(s) ~= "string" then
     error("owl.text: strip_fences needs a string, got " .. type(s), 2)
   end
+  if not s:find("```", 1, true) and not s:find("~~~", 1, true) then return s end
+  local code = single_block(s)
+  if code then return code end
   local blocks, prose, block = {}, false, nil
   for _, raw in ipairs(split_lines(s)) do
     local line = raw:gsub("\r$", "")

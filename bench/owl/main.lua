@@ -1,0 +1,21 @@
+-- bench/owl: owl as a peer of ../shared/bench. The whole flow is owl.run:
+-- the plan call with its schema validated, every worker call in flight at
+-- once, the aggregator with every output in its body.
+--
+-- Contract: env OPENAI_BASE_URL; optional SUBTASKS (sent as x-fake-subtasks);
+-- prints "final_len=<chars> workers=<n>"; exits non-zero on any failure.
+local owl = require("owl")
+
+local subtasks = os.getenv("SUBTASKS")
+local client = owl.client{
+  base_url = os.getenv("OPENAI_BASE_URL") or "http://127.0.0.1:18080/v1",
+  api_key = "sk-test",
+  model = os.getenv("OPENAI_MODEL") or "gpt-4o-mini",
+  headers = (subtasks and subtasks ~= "") and { ["x-fake-subtasks"] = subtasks } or nil,
+}
+local result, err = owl.run(client, "Write a small python library for statistics on streaming data, with tests.")
+if not result then
+  io.stderr:write("owl: ", tostring(err), "\n")
+  os.exit(1)
+end
+io.stdout:write(string.format("final_len=%d workers=%d\n", #result.final, #result.outputs))
