@@ -15,35 +15,7 @@ local function plan_request()
   })
 end
 
-local function wait_until(seconds, done)
-  local deadline = socket.gettime() + seconds
-  while socket.gettime() < deadline do
-    if done() then return true end
-    socket.sleep(0.02)
-  end
-  return done()
-end
-
-local function command_exists(name)
-  local f = io.popen("command -v " .. name .. " 2>/dev/null")
-  local out = f:read("*a")
-  f:close()
-  return out:match("%S") ~= nil
-end
-
--- Runs a shell command (without the suite's LD_PRELOAD); returns whether it
--- exited 0, its exit code, and its output (stdout and stderr).
-local function run(cmd)
-  local out_file = os.tmpname()
-  local a, _, c = os.execute("unset LD_PRELOAD; " .. cmd .. " >" .. out_file .. " 2>&1")
-  local code = type(a) == "number" and a or c
-  if type(a) == "number" and code > 255 then code = math.floor(code / 256) end -- 5.1: a wait status
-  local f = io.open(out_file, "rb")
-  local out = f:read("*a")
-  f:close()
-  os.remove(out_file)
-  return code == 0, code, out
-end
+local wait_until, run = mock.wait_until, mock.run
 
 local function curl(url, ca_file, body, headers)
   local cmd = "curl -sS --noproxy '*' --max-time 10" .. (ca_file and (" --cacert '" .. ca_file .. "'") or "")
@@ -490,6 +462,19 @@ describe("mock server", function()
         assert.matches("2 of 3", mock.json_decode(r.body).error.message)
       end
       assert.is_true(socket.gettime() - t0 >= 0.19)
+    end)
+
+    it("does not let a deserted generation's timer cut the next one short", function()
+      local gone = server:send{ headers = { ["x-mock-barrier"] = 2, ["x-mock-barrier-timeout-ms"] = 300 }, body = chat("gone") }
+      assert.is_true(wait_until(2, function() return server:stats().barrier.held == 1 end))
+      gone:close()
+      assert.is_true(wait_until(2, function() return server:stats().barrier.held == 0 end))
+      -- A new generation, still open when the deserted one's 300 ms end.
+      local h = { ["x-mock-barrier"] = 3, ["x-mock-barrier-timeout-ms"] = 5000 }
+      local a, b = server:send{ headers = h, body = chat("a") }, server:send{ headers = h, body = chat("b") }
+      socket.sleep(0.5)
+      local c = server:send{ headers = h, body = chat("c") }
+      for _, p in ipairs({ a, b, c }) do assert.equal(200, p:response(5).status) end
     end)
 
     it("is armed again after a reset", function()

@@ -399,27 +399,22 @@ async function buildReply(provider, parsed, d) {
   if (d.fault === 'redirect') {
     return { status: 302, headers: { location: d.location || '/mock-redirect-target', 'content-type': 'text/plain' }, body: Buffer.from('Found', 'utf8') };
   }
-  if (d.body !== undefined || (d.status !== undefined && !Number.isNaN(d.status))) {
-    const status = d.status !== undefined && !Number.isNaN(d.status) ? d.status : 200;
-    if (d.body !== undefined) {
-      return { status, headers: Object.assign({ 'content-type': 'application/json' }, d.headers || {}), body: Buffer.from(d.body, 'utf8') };
-    }
-    if (status >= 400) {
-      const r = errorReply(provider, status, `mock status ${status}`, status >= 500 ? 'server' : 'invalid');
-      Object.assign(r.headers, d.headers || {});
-      return r;
-    }
-    const r = await defaultReply(provider, parsed, d);
-    r.status = status;
-    Object.assign(r.headers, d.headers || {});
-    return r;
+  const hasStatus = Number.isInteger(d.status) && d.status >= 100 && d.status <= 999;
+  if (d.body !== undefined) {
+    return { status: hasStatus ? d.status : 200, headers: Object.assign({ 'content-type': 'application/json' }, d.headers || {}), body: Buffer.from(d.body, 'utf8') };
   }
-  const r = await defaultReply(provider, parsed, d);
+  let r;
+  if (hasStatus && d.status >= 400) {
+    r = errorReply(provider, d.status, `mock status ${d.status}`, d.status >= 500 ? 'server' : 'invalid');
+  } else {
+    r = defaultReply(provider, parsed, d);
+    if (hasStatus && r.status === 200) r.status = d.status;
+  }
   Object.assign(r.headers, d.headers || {});
   return r;
 }
 
-async function defaultReply(provider, parsed, d) {
+function defaultReply(provider, parsed, d) {
   if (parsed === undefined) {
     return errorReply(provider, 400, 'We could not parse the JSON body of your request. (mock)', 'invalid');
   }
@@ -506,6 +501,9 @@ function deliver(res, reply, d) {
 function barrierHold(k, timeoutMs, release, fail, res) {
   const b = state.barrier;
   if (b.held.size === 0) {
+    // A new generation; the last one's timer may still run if its clients
+    // all gave up, and must not time this one out early.
+    clearTimeout(b.timer);
     b.k = k;
     b.started = Date.now();
     b.timeoutMs = timeoutMs;

@@ -19,23 +19,30 @@ local mock = {}
 
 -- ------------------------------------------------------------------ paths
 
+-- Runs a shell command; returns whether it exited 0, its exit code, and
+-- its output (stdout and stderr together). The code is echoed by the shell
+-- itself, because io.popen's close reports none on Lua 5.1. Every command
+-- drops LD_PRELOAD: the suite may run Lua with ASan preloaded, and node,
+-- openssl or curl must not inherit it.
+local function run(cmd)
+  local f = assert(io.popen("unset LD_PRELOAD; { " .. cmd .. "\n} 2>&1; echo \"=rc=$?\"", "r"))
+  local out = f:read("*a")
+  f:close()
+  local body, code = out:match("^(.-)=rc=(%d+)%s*$")
+  code = tonumber(code) or -1
+  return code == 0, code, body or out
+end
+mock.run = run
+
 local function shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
+mock.shell_quote = shell_quote
 
--- Every command drops LD_PRELOAD: the suite may run Lua with ASan
--- preloaded, and node, openssl or curl must not inherit it.
-local function sh(cmd)
-  local a, _, code = os.execute("unset LD_PRELOAD; " .. cmd)
-  if type(a) == "number" then return a == 0 end -- 5.1 and LuaJIT: the status
-  return a == true and (code == nil or code == 0)
-end
-
-local function sh_output(cmd)
-  local f = assert(io.popen("unset LD_PRELOAD; " .. cmd, "r"))
-  local out = f:read("*a")
-  f:close()
-  return out
+-- The first line a command prints, for mktemp and pwd.
+local function first_line(cmd)
+  local _, _, out = run(cmd)
+  return out:match("^[^\n]*")
 end
 
 local function read_file(path)
@@ -52,7 +59,7 @@ local ROOT = (function()
   local src = debug.getinfo(1, "S").source
   local dir = src:match("^@(.*)spec/support/mock%.lua$") or "./"
   if dir == "" then dir = "./" end
-  local abs = sh_output("cd " .. shell_quote(dir) .. " && pwd"):gsub("%s+$", "")
+  local abs = first_line("cd " .. shell_quote(dir) .. " && pwd")
   assert(abs ~= "", "mock: cannot find the repository root from " .. src)
   return abs
 end)()
@@ -76,7 +83,8 @@ end
 -- Names of every fixture file, sorted.
 function mock.fixture_names()
   local names = {}
-  for line in sh_output("ls " .. shell_quote(mock.fixtures_dir)):gmatch("[^\n]+") do
+  local _, _, listing = run("ls " .. shell_quote(mock.fixtures_dir))
+  for line in listing:gmatch("[^\n]+") do
     if line:match("%.json$") then names[#names + 1] = line end
   end
   table.sort(names)
@@ -273,10 +281,11 @@ local function alive(pid)
   local stat = read_file("/proc/" .. pid .. "/stat")
   if stat then return stat:match("%) (%a)") ~= "Z" end
   if read_file("/proc/self/stat") then return false end
-  return sh("kill -0 " .. pid .. " 2>/dev/null") -- no /proc: ask kill
+  return (run("kill -0 " .. pid)) -- no /proc: ask kill
 end
 mock.alive = alive
 
+-- Polls done() every 20 ms for up to seconds; returns its last answer.
 local function wait_until(seconds, done)
   local deadline = socket.gettime() + seconds
   while socket.gettime() < deadline do
@@ -285,9 +294,10 @@ local function wait_until(seconds, done)
   end
   return done()
 end
+mock.wait_until = wait_until
 
 local function make_temp_dir()
-  local dir = sh_output("mktemp -d \"${TMPDIR:-/tmp}/owl-mock.XXXXXX\""):gsub("%s+$", "")
+  local dir = first_line("mktemp -d \"${TMPDIR:-/tmp}/owl-mock.XXXXXX\"")
   if dir == "" then error("mock: mktemp -d failed", 3) end
   return dir
 end
@@ -297,15 +307,12 @@ end
 -- cert_file, key_file, dir.
 function mock.make_cert(dir)
   dir = dir or make_temp_dir()
-  local cert, key, err = dir .. "/cert.pem", dir .. "/key.pem", dir .. "/openssl.err"
+  local cert, key = dir .. "/cert.pem", dir .. "/key.pem"
   -- An EC key: generated in milliseconds, where RSA takes a while.
-  local ok = sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes" ..
+  local ok, _, out = run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes" ..
     " -keyout " .. shell_quote(key) .. " -out " .. shell_quote(cert) ..
-    " -days 1 -subj /CN=localhost -addext 'subjectAltName=IP:127.0.0.1,DNS:localhost'" ..
-    " </dev/null >/dev/null 2>" .. shell_quote(err))
-  if not ok or not read_file(cert) then
-    error("mock.make_cert: openssl req failed: " .. (read_file(err) or "(no output)"), 2)
-  end
+    " -days 1 -subj /CN=localhost -addext 'subjectAltName=IP:127.0.0.1,DNS:localhost' </dev/null")
+  if not ok or not read_file(cert) then error("mock.make_cert: openssl req failed: " .. out, 2) end
   return cert, key, dir
 end
 
@@ -343,7 +350,7 @@ function mock.start(opts)
   -- Thousands of sockets: raise the descriptor limit for node (to 65536,
   -- else to the hard limit). Its output goes to a file, never to our pipes,
   -- so that nothing waits on it.
-  sh("ulimit -n 65536 2>/dev/null || ulimit -n \"$(ulimit -Hn)\" 2>/dev/null; " ..
+  run("ulimit -n 65536 2>/dev/null || ulimit -n \"$(ulimit -Hn)\" 2>/dev/null; " ..
     table.concat(args, " ") .. " </dev/null >" .. shell_quote(log_file) .. " 2>&1 & echo $! >" ..
     shell_quote(pid_file))
   self.pid = tonumber((read_file(pid_file) or ""):match("%d+"))
@@ -366,10 +373,10 @@ function mock.start(opts)
   if not ports then
     fail(alive(self.pid) and "no port file within " .. (opts.timeout or 10) .. " s" or "node exited before listening")
   end
-  self.port = tonumber(ports:match("port=(%d+)"))
+  self.port = tonumber(ports:match("^port=(%d+)"))
   self.url = "http://127.0.0.1:" .. self.port .. "/v1"
   self.base = "http://127.0.0.1:" .. self.port
-  local tls_port = ports:match("tls_port=(%d+)")
+  local tls_port = ports:match("\ntls_port=(%d+)")
   if tls_port then
     self.tls_port = tonumber(tls_port)
     self.tls_url = "https://127.0.0.1:" .. self.tls_port .. "/v1"
@@ -383,13 +390,13 @@ function Server:stop()
   if not self.stopped then
     self.stopped = true
     if self.pid and alive(self.pid) then
-      sh("kill -TERM " .. self.pid .. " 2>/dev/null")
+      run("kill -TERM " .. self.pid)
       if not wait_until(5, function() return not alive(self.pid) end) then
-        sh("kill -KILL " .. self.pid .. " 2>/dev/null")
+        run("kill -KILL " .. self.pid)
         wait_until(2, function() return not alive(self.pid) end)
       end
     end
-    if self.dir then sh("rm -rf " .. shell_quote(self.dir)) end
+    if self.dir then run("rm -rf " .. shell_quote(self.dir)) end
   end
   return not (self.pid and alive(self.pid))
 end
@@ -544,6 +551,11 @@ function Pending:response(timeout)
   if why and why ~= "closed" then return nil, why, body end
   res.body, res.complete = body, complete
   return res
+end
+
+-- Gives up on the request: closes the connection unread.
+function Pending:close()
+  self.sock:close()
 end
 
 -- send + response: one blocking exchange.
