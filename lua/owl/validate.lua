@@ -481,6 +481,11 @@ end
 local function check_string(st, s, v, errs)
   local ok = true
   local min, max = s.minLength, s.maxLength
+  local bytes = #v
+  -- a code point takes 1 to 4 bytes, so the byte length often settles both
+  -- bounds without counting
+  if type(min) == "number" and bytes >= 4 * min then min = nil end
+  if type(max) == "number" and bytes <= max then max = nil end
   if type(min) == "number" or type(max) == "number" then
     local n = length(v)
     if type(min) == "number" and n < min then
