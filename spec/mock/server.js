@@ -14,6 +14,15 @@
 // The port file is written once every listener is up, through a rename, as
 // lines `port=N`, `tls_port=N` (with TLS), `pid=N`.
 //
+// LLM endpoints: POST /v1/chat/completions and /chat/completions (OpenAI),
+// POST /v1/messages (Anthropic); any other path is logged and gets a 404.
+// Per-request headers: x-mock-subtasks (plan size, default 3),
+// x-mock-latency-ms, x-mock-fault (429 500 reset truncate malformed empty
+// drip hang redirect), x-mock-retry-after, x-mock-drip-ms, x-mock-location,
+// x-mock-status and x-mock-body, x-mock-replay (a fixture path, or a bare
+// name looked up in --fixtures), x-mock-barrier and
+// x-mock-barrier-timeout-ms (default 10000).
+//
 // Control endpoints (never counted or logged as LLM requests):
 //   GET  /healthz                  "ok"
 //   GET  /_mock/stats[?log=0]      counters, and the request log unless log=0
