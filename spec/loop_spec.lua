@@ -87,7 +87,7 @@ describe("owl.core loop", function()
       loop:request(spec_for(server, {}, { body = BODY }))
       loop:run()
     end
-    assert.equal(1, server:stats().total_connections)
+    assert.equal(1, server:stats().llm_connections)
     loop:close()
   end)
 

@@ -87,6 +87,17 @@ describe("mock server", function()
       assert.same({ prompt_tokens = 10, completion_tokens = 5, total_tokens = 15 }, j.usage)
     end)
 
+    it("counts each connection that carried LLM requests once (llm_connections)", function()
+      server:reset()
+      -- server:request closes its connection: two requests, two connections
+      server:request{ body = chat("one") }
+      server:request{ body = chat("two") }
+      server:request{ method = "GET", path = "/healthz" }
+      assert.equal(2, server:stats().llm_connections)
+      server:reset()
+      assert.equal(0, server:stats().llm_connections)
+    end)
+
     it("answers /chat/completions (no /v1) the same way", function()
       local r = server:request{ path = "/chat/completions", body = chat("hi") }
       assert.equal("```\nhi\n```", mock.json_decode(r.body).choices[1].message.content)

@@ -12,7 +12,7 @@ Runs the orchestrator-workers flow on PROBLEM (the remaining arguments,
 joined by spaces) and prints the final result.
 
 options:
-  --model M          the model for every call
+  --model M          the model for every call (default: $OWL_MODEL, else gpt-4o-mini)
   --base-url URL     an OpenAI-compatible endpoint (default: OPENAI_BASE_URL,
                      else https://api.openai.com/v1)
   --header 'K: V'    an extra request header; may be repeated
@@ -170,7 +170,7 @@ function cli.main(args, io_out, io_err, io_in)
     local owl = require("owl")
     local client = owl.client{
       base_url = opts.base_url,
-      model = opts.model,
+      model = opts.model or os.getenv("OWL_MODEL") or "gpt-4o-mini",
       headers = next(opts.headers) and opts.headers or nil,
     }
     return owl.run(client, problem, { max_workers = opts.max_workers, on_event = progress(io_err) })

@@ -97,6 +97,8 @@ const state = {
   maxInFlight: 0,
   connections: 0,
   maxConnections: 0,
+  llmConnections: 0, // distinct connections that carried an LLM request since the last reset
+  epoch: 0,          // bumped by reset, so a kept-alive connection counts again after it
   script: [],
   log: [],          // ring of the last LOG_MAX entries, oldest first after ordering
   logStart: 0,      // index of the oldest entry once the ring is full
@@ -574,6 +576,12 @@ function orderedLog() {
 
 function handleLLM(req, res, pathOnly, provider) {
   state.total += 1;
+  // Lets a spec prove connection reuse: N calls over one kept-alive
+  // connection count once. Control calls never get here.
+  if (req.socket.mockEpoch !== state.epoch) {
+    req.socket.mockEpoch = state.epoch;
+    state.llmConnections += 1;
+  }
   state.paths[pathOnly] = (state.paths[pathOnly] || 0) + 1;
   state.inFlight += 1;
   if (state.inFlight > state.maxInFlight) state.maxInFlight = state.inFlight;
@@ -659,6 +667,7 @@ function statsObject(withLog) {
     max_in_flight: state.maxInFlight,
     connections: state.connections,
     max_connections: state.maxConnections,
+    llm_connections: state.llmConnections,
     script_pending: state.script.length,
     barrier: { armed: !state.barrier.disarmed, k: state.barrier.k, held: state.barrier.held.size },
   };
@@ -672,6 +681,8 @@ function reset() {
   state.paths = Object.create(null);
   state.maxInFlight = state.inFlight;
   state.maxConnections = state.connections;
+  state.llmConnections = 0;
+  state.epoch += 1;
   state.script = [];
   state.log = [];
   state.logStart = 0;

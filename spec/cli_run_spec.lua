@@ -1,0 +1,72 @@
+-- bin/owl as a process, under the Lua running the specs, against the mock:
+-- stdout carries the final code (or the whole result as JSON), stderr the
+-- progress, and the exit code says how it went.
+local mock = require("support.mock")
+local json = require("owl.json")
+
+local LUA = type(jit) == "table" and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+
+local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+-- Runs bin/owl with args; returns stdout, stderr, exit code.
+local function owl(args, env)
+  local err = os.tmpname()
+  local cmd = "env -u LD_PRELOAD OPENAI_API_KEY=sk-cli-test " .. (env or "") .. " " .. LUA .. " bin/owl"
+  for _, a in ipairs(args) do cmd = cmd .. " " .. q(a) end
+  local p = assert(io.popen(cmd .. " 2>" .. err .. "; echo \"exit=$?\""))
+  local out = p:read("*a")
+  p:close()
+  local f = io.open(err)
+  local stderr = f:read("*a")
+  f:close()
+  os.remove(err)
+  local code = tonumber(out:match("exit=(%d+)\n$"))
+  return out:gsub("exit=%d+\n$", ""), stderr, code
+end
+
+describe("bin/owl", function()
+  local server
+  setup(function() server = mock.start() end)
+  teardown(function() server:stop() end)
+
+  it("prints the final code on stdout and progress on stderr", function()
+    local out, err, code = owl({ "run", "--base-url", server.url, "--header", "x-mock-subtasks: 2",
+                                 "Write", "a", "parser" })
+    assert.equal(0, code, err)
+    assert.truthy(out:find("Part 1 of 2 of the problem.", 1, true))
+    assert.truthy(out:find("Part 2 of 2 of the problem.", 1, true))
+    assert.is_nil(out:find("^```"))
+    assert.truthy(err:find("part_1", 1, true))
+    local sent = mock.json_decode(server:requests()[1].body)
+    assert.equal("Write a parser", sent.messages[#sent.messages].content)
+    assert.equal("gpt-4o-mini", sent.model)
+  end)
+
+  it("prints the whole result as JSON with --json", function()
+    local out, err, code = owl({ "run", "--json", "--model", "m1", "--max-workers", "1", "--base-url", server.url,
+                                 "--header", "x-mock-subtasks: 3", "p" })
+    assert.equal(0, code, err)
+    local r = assert(json.decode(out))
+    assert.equal(3, #r.subtasks)
+    assert.equal(3, #r.outputs)
+    assert.equal(5, r.usage.total.calls)
+    assert.is_string(r.final)
+  end)
+
+  it("exits 1 with the error on stderr when the run fails", function()
+    local out, err, code = owl({ "run", "--base-url", server.url, "--header", "x-mock-fault: 500", "p" })
+    assert.equal(1, code)
+    assert.equal("", out)
+    assert.truthy(err:find("http error 500", 1, true))
+    assert.is_nil(err:find("sk-cli-test", 1, true))
+  end)
+
+  it("exits 2 with the usage on bad flags", function()
+    local _, err, code = owl({ "run", "--max-workers", "zero", "p" })
+    assert.equal(2, code)
+    assert.truthy(err:find("usage: owl run", 1, true))
+    local _, err2, code2 = owl({ "fly" })
+    assert.equal(2, code2)
+    assert.truthy(err2:find("usage", 1, true))
+  end)
+end)
