@@ -42,7 +42,9 @@ int luaopen_owl_core(lua_State *L) {
   lua_pushcfunction(L, canary_leak);
   lua_setfield(L, -2, "_canary_leak");
 #endif
-  lua_pushstring(L, curl_version());
+  /* curl_version() would initialise (and leak) the LDAP/SASL libraries just
+   * to name their versions: the version record alone is enough. */
+  lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
   lua_setfield(L, -2, "curl_version");
   return 1;
 }
