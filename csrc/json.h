@@ -7,6 +7,9 @@
 #ifndef OWL_JSON_H
 #define OWL_JSON_H
 
+#include <stdint.h>
+#include <string.h>
+
 #include "owl.h"
 
 /* The codec recurses on the C stack once per nesting level, so no option
@@ -37,6 +40,22 @@ typedef struct owl_json_opt {
  * anything but a table, on an unknown key and on a value out of range:
  * options are written by programmers, so mistakes there are misuse. */
 void owl_json_read_opts(lua_State *L, int arg, owl_json_opt *opts, int n);
+
+/*
+ * Does any of the 8 bytes at p need care inside a JSON string: a control
+ * character, '"' or '\\'? Both string scanners skip clean 8-byte blocks
+ * with this before looking at single bytes: model output is mostly long
+ * runs of plain text. (v - 0x01..) & ~v & 0x80.. is nonzero exactly when v
+ * has a zero byte; with 0x20.. in place of 0x01.. when it has one below 0x20.
+ */
+static inline int owl_json_special8(const unsigned char *p) {
+  const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+  uint64_t x, q, b;
+  memcpy(&x, p, 8); /* an unaligned load, without undefined behaviour */
+  q = x ^ (ones * '"');
+  b = x ^ (ones * '\\');
+  return (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs ? 1 : 0;
+}
 
 /* core.json.decode, registered by owl_json_open. */
 int owl_json_decode_lua(lua_State *L);

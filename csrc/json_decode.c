@@ -119,11 +119,14 @@ static cursor dec_string_escaped(dec *d, cursor open, cursor run, cursor p) {
   if (*p < 0x20) return dec_fail(d, p, "json: control character 0x%02X in string", *p);
   if ((b = dec_scratch(d)) == NULL) return dec_fail(d, p, "json: Lua stack exhausted");
   for (;;) {
+    size_t n = (size_t)(p - run);
     char *w;
     long cp;
-    /* here *p is a backslash */
-    if (!owl_buf_append(b, run, (size_t)(p - run)) || !owl_buf_reserve(b, 4)) return dec_fail(d, p, "json: out of memory");
-    w = b->data + b->len;
+    /* here *p is a backslash: room for the run before it and the longest
+     * escape output (4 bytes), checked inline since escapes are frequent */
+    if (b->cap - b->len <= n + 4 && !owl_buf_reserve(b, n + 4)) return dec_fail(d, p, "json: out of memory");
+    memcpy(b->data + b->len, run, n);
+    w = b->data + b->len + n;
     if (end - p < 2) return dec_fail(d, open, "json: unterminated string starting");
     switch (p[1]) {
     case '"': *w++ = '"'; break;
@@ -167,7 +170,7 @@ static cursor dec_string_escaped(dec *d, cursor open, cursor run, cursor p) {
     }
     b->len = (size_t)(w - b->data);
     p += 2;
-    run = p;
+    for (run = p; end - p >= 8 && !owl_json_special8(p); p += 8) continue;
     while (p < end && !str_stop[*p]) p++;
     if (p >= end) return dec_fail(d, open, "json: unterminated string starting");
     if (*p == '"') break;
@@ -182,7 +185,8 @@ static cursor dec_string_escaped(dec *d, cursor open, cursor run, cursor p) {
  * pushed straight from the input. */
 static cursor dec_string(dec *d, cursor p) {
   cursor open = p, run = p + 1, end = d->end;
-  for (p = run; p < end && !str_stop[*p]; p++) continue;
+  for (p = run; end - p >= 8 && !owl_json_special8(p); p += 8) continue;
+  while (p < end && !str_stop[*p]) p++;
   if (p < end && *p == '"') {
     lua_pushlstring(d->L, (const char *)run, (size_t)(p - run));
     return p + 1;

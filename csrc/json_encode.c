@@ -79,6 +79,7 @@ static int put_escaped(enc *e, const char *s, size_t n) {
   while (p < end) {
     const unsigned char *run = p;
     char c;
+    while (end - p >= 8 && !owl_json_special8(p)) p += 8;
     while (p < end && !esc_letter[*p]) p++;
     if (p > run) {
       memcpy(b->data + b->len, run, (size_t)(p - run));
