@@ -204,7 +204,7 @@ static cursor dec_string(dec *d, cursor p) {
  * The copy is needed anyway: the input need not be NUL-terminated.
  */
 static cursor dec_number_strtod(dec *d, cursor s, cursor p) {
-  char local[80], *buf = local, *q, *stop;
+  char local[80] = "", *buf = local, *q, *stop;
   const char *dp = localeconv()->decimal_point;
   size_t dl, need;
   cursor i;
@@ -334,7 +334,7 @@ static cursor dec_array(dec *d, cursor p, int depth) {
   cursor end = d->end;
   int n = 0;
   if (depth > d->max_depth) return dec_fail(d, p, "json: nesting deeper than %d", d->max_depth);
-  if (!lua_checkstack(L, 3)) return dec_fail(d, p, "json: Lua stack exhausted");
+  if (!lua_checkstack(L, 3)) return dec_fail(d, p, "json: Lua stack exhausted at nesting depth %d", depth);
   lua_newtable(L);
   lua_pushvalue(L, d->array_mt);
   lua_setmetatable(L, -2);
@@ -358,7 +358,7 @@ static cursor dec_object(dec *d, cursor p, int depth) {
   lua_State *L = d->L;
   cursor end = d->end;
   if (depth > d->max_depth) return dec_fail(d, p, "json: nesting deeper than %d", d->max_depth);
-  if (!lua_checkstack(L, 3)) return dec_fail(d, p, "json: Lua stack exhausted");
+  if (!lua_checkstack(L, 3)) return dec_fail(d, p, "json: Lua stack exhausted at nesting depth %d", depth);
   lua_newtable(L);
   p = skip_ws(p + 1, end);
   if (p < end && *p == '}') return p + 1;
@@ -411,11 +411,11 @@ int owl_json_decode(lua_State *L, const char *s, size_t len, int max_depth, char
   int top = lua_gettop(L);
   cursor p;
   if (s == NULL) s = "";
+  memset(&d, 0, sizeof d);
   d.L = L;
   d.start = (cursor)s;
   d.end = d.start + len;
   d.max_depth = max_depth > OWL_JSON_DEPTH_CEILING ? OWL_JSON_DEPTH_CEILING : max_depth;
-  d.scratch = NULL;
   d.err = err;
   d.errlen = err ? errlen : 0;
   if (d.errlen) err[0] = '\0';

@@ -428,14 +428,12 @@ static int encode_at(lua_State *L, int idx, owl_buf *out, int max_depth, char *e
   enc e;
   size_t start = out->len;
   int top = lua_gettop(L), ok;
+  memset(&e, 0, sizeof e);
   e.L = L;
   e.out = out;
   e.max_depth = max_depth > OWL_JSON_DEPTH_CEILING ? OWL_JSON_DEPTH_CEILING : max_depth;
   e.err = err;
   e.errlen = err ? errlen : 0;
-  e.pathlen = 0;
-  e.path_cut = 0;
-  e.path[0] = '\0';
   if (e.errlen) err[0] = '\0';
   idx = owl_absindex(L, idx);
   if (!lua_checkstack(L, 4)) return enc_fail(&e, "json: Lua stack exhausted");

@@ -542,6 +542,7 @@ describe("owl.json", function()
       assert.has_error(function() json.decode("1", { max_depth = "10" }) end)
       assert.has_error(function() json.decode("1", { max_depth = 1.5 }) end)
       assert.has_error(function() json.decode("1", { max_depth = 0 }) end)
+      assert.has_error(function() json.decode("1", { max_depth = 10001 }) end) -- the C stack's ceiling
       assert.has_error(function() json.decode("1", { max_bytes = -1 }) end)
       assert.has_error(function() json.decode("1", 5) end)
       assert.has_error(function() json.decode(123) end)
