@@ -118,10 +118,6 @@ static int g_cancel(lua_State *L) {
 void owl_flow_open(lua_State *L) {
   static const luaL_Reg group_methods[] = {{"members", g_members}, {"size", g_size}, {"cancel", g_cancel}, {NULL, NULL}};
   static const luaL_Reg fns[] = {{"orchestrate", l_orchestrate}, {"work", l_work}, {"aggregate", l_aggregate}, {NULL, NULL}};
-  luaL_newmetatable(L, OWL_GROUP_MT);
-  lua_newtable(L);
-  owl_setfuncs(L, group_methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  owl_newclass(L, OWL_GROUP_MT, group_methods, NULL);
   owl_setfuncs(L, fns, 0);
 }

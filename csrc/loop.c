@@ -543,17 +543,8 @@ void owl_loop_open(lua_State *L) {
       {"step", l_step},       {"run", l_run},         {"pending", l_pending}, {"sockets", l_sockets},
       {"timeout", l_timeout}, {"action", l_action},   {"close", l_close},     {"request", l_request},
       {NULL, NULL}};
-  luaL_newmetatable(L, OWL_LOOP_MT);
-  lua_newtable(L);
-  owl_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, l_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {{"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};
+  owl_newclass(L, OWL_LOOP_MT, methods, meta);
   lua_pushcfunction(L, l_new);
   lua_setfield(L, -2, "loop");
 }

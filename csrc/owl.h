@@ -18,6 +18,17 @@
 
 #define OWL_JSON_MAX_DEPTH 1000
 
+/* Registers the metatable `name` (one per type): meta holds its
+ * metamethods, methods go in its __index. Leaves the stack as it was. */
+static inline void owl_newclass(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *meta) {
+  luaL_newmetatable(L, name);
+  if (meta) owl_setfuncs(L, meta, 0);
+  lua_newtable(L);
+  owl_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
 /* Registration, one per concern. */
 void owl_loop_open(lua_State *L);
 void owl_transfer_open(lua_State *L);

@@ -290,12 +290,7 @@ static const luaL_Reg regex_meta[] = {
 };
 
 void owl_regex_open(lua_State *L) {
-  luaL_newmetatable(L, OWL_REGEX_MT);
-  owl_setfuncs(L, regex_meta, 0);
-  lua_newtable(L);
-  owl_setfuncs(L, regex_methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  owl_newclass(L, OWL_REGEX_MT, regex_methods, regex_meta);
   lua_pushcfunction(L, regex_new);
   lua_setfield(L, -2, "regex");
 }

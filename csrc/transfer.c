@@ -498,13 +498,6 @@ void owl_transfer_open(lua_State *L) {
       {"state", t_state},     {"status", t_status},   {"failure", t_failure}, {"body", t_body},
       {"json", t_json},       {"header", t_header},   {"headers", t_headers}, {"cancel", t_cancel},
       {NULL, NULL}};
-  luaL_newmetatable(L, OWL_TRANSFER_MT);
-  lua_newtable(L);
-  owl_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, t_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, t_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {{"__gc", t_gc}, {"__tostring", t_tostring}, {NULL, NULL}};
+  owl_newclass(L, OWL_TRANSFER_MT, methods, meta);
 }
