@@ -355,6 +355,62 @@ static int enc_object(enc *e, int idx, int depth) {
   return put(e, "}", 1);
 }
 
+static int put_member(enc *e, int key, int value, int first, int depth) {
+  size_t kn;
+  const char *k = lua_tolstring(e->L, key, &kn);
+  if (!first && !put(e, ",", 1)) return 0;
+  if (!put_quoted(e, k, kn) || !put(e, ":", 1)) return 0;
+  if (!enc_value(e, value, depth)) {
+    path_key(e, key);
+    return 0;
+  }
+  return 1;
+}
+
+/* An object marked by json.object(t, keys): the listed keys first, in
+ * their order, then any others. Key order is meaning for an LLM: a
+ * structured-output model writes properties in schema order, so the
+ * objective comes before the subtasks it explains. order: the stack index
+ * of the key list. */
+static int enc_ordered(enc *e, int idx, int order, int depth) {
+  lua_State *L = e->L;
+  size_t n = owl_rawlen(L, order), i;
+  int first = 1;
+  if (!lua_checkstack(L, 4)) return enc_fail(e, "json: Lua stack exhausted at nesting depth %d", depth);
+  if (!put(e, "{", 1)) return 0;
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, order, (int)i);
+    if (lua_type(L, -1) != LUA_TSTRING) return enc_fail(e, "json: key order entry %d is not a string", (int)i);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, idx);
+    if (!lua_isnil(L, -1)) {
+      if (!put_member(e, lua_gettop(L) - 1, lua_gettop(L), first, depth)) return 0;
+      first = 0;
+    }
+    lua_pop(L, 2);
+  }
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int listed = 0;
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      char key[80];
+      describe_key(L, lua_gettop(L) - 1, key, sizeof key);
+      return enc_fail(e, "json: cannot encode an ordered object with key %s (keys must be strings)", key);
+    }
+    for (i = 1; i <= n && !listed; i++) {
+      lua_rawgeti(L, order, (int)i);
+      listed = lua_rawequal(L, -1, -3);
+      lua_pop(L, 1);
+    }
+    if (!listed) {
+      if (!put_member(e, lua_gettop(L) - 1, lua_gettop(L), first, depth)) return 0;
+      first = 0;
+    }
+    lua_pop(L, 1);
+  }
+  return put(e, "}", 1);
+}
+
 /* A rope is one JSON string: its pieces are escaped one after the other
  * straight from the Lua strings, so no joined copy is ever made. */
 static int enc_rope(enc *e, int idx) {
@@ -389,6 +445,15 @@ static int enc_table(enc *e, int idx, int depth) {
       return enc_array(e, idx, (long)len, depth);
     }
     if (kind == 2) return enc_rope(e, idx);
+    lua_getmetatable(L, idx);
+    lua_pushliteral(L, "__jsonorder");
+    lua_rawget(L, -2);
+    if (lua_istable(L, -1)) {
+      int ok = enc_ordered(e, idx, lua_gettop(L), depth);
+      if (ok) lua_pop(L, 2);
+      return ok;
+    }
+    lua_pop(L, 2);
   }
   lua_pushnil(L);
   if (!lua_next(L, idx)) return put(e, "{}", 2);
@@ -558,6 +623,33 @@ static int l_is_array(lua_State *L) {
   return 1;
 }
 
+/* json.object([t,] keys): marks t (or a new table) as an object whose keys
+ * encode in the order of the array keys, others after them. */
+static int l_object(lua_State *L) {
+  size_t i, n;
+  if (lua_gettop(L) < 2) {
+    lua_newtable(L);
+    lua_insert(L, 1);
+  }
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  n = owl_rawlen(L, 2);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, (int)i);
+    if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "json.object: keys[%d] must be a string", (int)i);
+    lua_pop(L, 1);
+  }
+  lua_createtable(L, 0, 2);
+  lua_pushvalue(L, 2);
+  lua_setfield(L, -2, "__jsonorder");
+  lua_pushliteral(L, "owl.json.object");
+  lua_setfield(L, -2, "__name");
+  lua_setmetatable(L, 1);
+  lua_settop(L, 1);
+  return 1;
+}
+
 static int l_rope(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
@@ -569,7 +661,7 @@ static int l_rope(lua_State *L) {
 void owl_json_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"encode", l_encode}, {"decode", owl_json_decode_lua}, {"array", l_array},
-    {"is_array", l_is_array}, {"rope", l_rope}, {NULL, NULL},
+    {"is_array", l_is_array}, {"rope", l_rope}, {"object", l_object}, {NULL, NULL},
   };
   lua_newtable(L);
   owl_setfuncs(L, fns, 0);

@@ -65,6 +65,10 @@ describe("owl.run", function()
     assert.is_false(s.additionalProperties)
     assert.same({ "name", "description" }, s.properties.subtasks.items.required)
     assert.equal("Problem text", first.messages[#first.messages].content)
+    -- property order on the wire is declaration order: objective, then subtasks
+    local raw = server:requests()[1].body
+    assert.truthy(raw:find('"objective":', 1, true) < raw:find('"subtasks":', 1, true))
+    assert.truthy(raw:find('"name":', 1, true) < raw:find('"description":{', 1, true))
   end)
 
   it("max_workers caps the workers in flight", function()

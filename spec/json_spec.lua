@@ -589,4 +589,27 @@ describe("owl.json", function()
       assert.are.equal(1 / 3, json.decode(json.encode(1 / 3)))
     end)
   end)
+
+  describe("object", function()
+    it("encodes the listed keys first, in their order, then the others", function()
+      local t = json.object({ zeta = 1, alpha = 2, mid = 3, extra = true }, { "zeta", "mid", "alpha", "absent" })
+      local out = json.encode(t)
+      assert.are.equal('{"zeta":1,"mid":3,"alpha":2,"extra":true}', out)
+      assert.are.equal(out, json.encode(t)) -- stable
+    end)
+
+    it("keeps the order when nested and with a new table", function()
+      local inner = json.object({ b = "x", a = json.array() }, { "b", "a" })
+      local outer = json.object({ "second", "first" })
+      outer.first, outer.second = inner, 2
+      assert.are.equal('{"second":2,"first":{"b":"x","a":[]}}', json.encode(outer))
+    end)
+
+    it("names a bad key list or a bad key", function()
+      assert.has_error(function() json.object({}, { 1 }) end, "json.object: keys[1] must be a string")
+      local t = json.object({ a = 1 }, { "a" })
+      t[5] = true
+      assert.has_error(function() json.encode(t) end)
+    end)
+  end)
 end)

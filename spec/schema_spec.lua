@@ -77,7 +77,16 @@ describe("owl.schema declarations", function()
     local names = { "zeta", "alpha", "mid", "beta", "omega", "a" }
     local pairs_list = {}
     for i, name in ipairs(names) do pairs_list[i] = { name, S.string() } end
-    assert.same(names, S.to_json(S.object(pairs_list)).required)
+    local schema = S.to_json(S.object(pairs_list))
+    assert.same(names, schema.required)
+    -- and on the wire: a structured-output model writes them in this order
+    local text = json.encode(schema.properties)
+    local last = 0
+    for _, name in ipairs(names) do
+      local at = text:find('"' .. name .. '":', 1, true)
+      assert.truthy(at and at > last, name .. " out of order in " .. text)
+      last = at
+    end
   end)
 
   it("write an empty object with required [] and properties {}", function()

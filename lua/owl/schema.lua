@@ -308,12 +308,14 @@ local function build(d)
     for i, v in ipairs(d.values) do s.enum[i] = v end
   elseif kind == "object" then
     s.type = "object"
-    s.properties = {}
     s.required = json.array{}
+    local props = {}
     for i, field in ipairs(d.fields) do
-      s.properties[field.name] = build(field.decl)
+      props[field.name] = build(field.decl)
       s.required[i] = field.name
     end
+    -- encoded in declaration order: the order the model writes the fields
+    s.properties = json.object(props, s.required)
     s.additionalProperties = false
   else
     s.type = kind
