@@ -9,12 +9,7 @@ local openai = require("owl.providers.openai")
 
 local FIXTURES = "../shared/fixtures/real/"
 
-local function read_all(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_all = require("support.files").read
 
 -- A stand-in for a finished core transfer: status(), header(), body(), json().
 local function fake_res(status, headers, body)

@@ -3,12 +3,7 @@
 -- folder (installed here into a temporary tree, not the system's).
 local ROCKSPEC = "rockspec/owl-scm-1.rockspec"
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = require("support.files").read
 
 local function lines_of(cmd)
   local out, p = {}, assert(io.popen(cmd))

@@ -11,12 +11,7 @@ local validate = require("owl.validate").validate
 local DIR = "../shared/fixtures/json-schema-test-suite/draft2020-12"
 local META = "https://json-schema.org/draft/2020-12/schema"
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local read = require("support.files").read
 
 -- Every $ref string and every absolute $id in a schema, and whether it uses
 -- a keyword owl leaves out. Walks every table (data too): a case is skipped
