@@ -478,6 +478,24 @@ local function check_number(st, s, v, errs)
   return ok
 end
 
+-- A count against optional bounds (minLength/maxLength, minItems/maxItems,
+-- minContains/maxContains, minProperties/maxProperties all read alike):
+-- whether n is within them, and with errs, how it is not.
+local function within(st, errs, n, min, max, one, many)
+  local ok = true
+  if type(min) == "number" and n < min then
+    if not errs then return false end
+    ok = false
+    add(st, errs, format("expected at least %s %s, got %d", preview(min), min == 1 and one or many, n))
+  end
+  if type(max) == "number" and n > max then
+    if not errs then return false end
+    ok = false
+    add(st, errs, format("expected at most %s %s, got %d", preview(max), max == 1 and one or many, n))
+  end
+  return ok
+end
+
 local function check_string(st, s, v, errs)
   local ok = true
   local min, max = s.minLength, s.maxLength
@@ -486,18 +504,10 @@ local function check_string(st, s, v, errs)
   -- bounds without counting
   if type(min) == "number" and bytes >= 4 * min then min = nil end
   if type(max) == "number" and bytes <= max then max = nil end
-  if type(min) == "number" or type(max) == "number" then
-    local n = length(v)
-    if type(min) == "number" and n < min then
-      if not errs then return false end
-      ok = false
-      add(st, errs, format("expected at least %s character%s, got %d", preview(min), min == 1 and "" or "s", n))
-    end
-    if type(max) == "number" and n > max then
-      if not errs then return false end
-      ok = false
-      add(st, errs, format("expected at most %s character%s, got %d", preview(max), max == 1 and "" or "s", n))
-    end
+  if (type(min) == "number" or type(max) == "number")
+      and not within(st, errs, length(v), min, max, "character", "characters") then
+    if not errs then return false end
+    ok = false
   end
   local pattern = s.pattern
   if type(pattern) == "string" then
@@ -522,16 +532,9 @@ end
 local function check_array(st, s, v, errs)
   local ok = true
   local n = #v
-  local min, max = s.minItems, s.maxItems
-  if type(min) == "number" and n < min then
+  if not within(st, errs, n, s.minItems, s.maxItems, "item", "items") then
     if not errs then return false end
     ok = false
-    add(st, errs, format("expected at least %s item%s, got %d", preview(min), min == 1 and "" or "s", n))
-  end
-  if type(max) == "number" and n > max then
-    if not errs then return false end
-    ok = false
-    add(st, errs, format("expected at most %s item%s, got %d", preview(max), max == 1 and "" or "s", n))
   end
   if s.uniqueItems == true and n > 1 then
     -- scalars through a hash (1 and 1.0 are one key), containers pairwise
@@ -610,17 +613,9 @@ local function check_array(st, s, v, errs)
       if check(st, contains, v[i], nil) then count = count + 1 end
       st.n = st.n - 1
     end
-    if count < at_least then
+    if not within(st, errs, count, at_least, at_most, 'item matching "contains"', 'items matching "contains"') then
       if not errs then return false end
       ok = false
-      add(st, errs, format("expected at least %s item%s matching \"contains\", got %d", preview(at_least),
-        at_least == 1 and "" or "s", count))
-    end
-    if count > at_most then
-      if not errs then return false end
-      ok = false
-      add(st, errs, format("expected at most %s item%s matching \"contains\", got %d", preview(at_most),
-        at_most == 1 and "" or "s", count))
     end
   end
   return ok
@@ -633,15 +628,9 @@ local function check_object(st, s, v, errs)
   if type(min) == "number" or type(max) == "number" then
     local n = 0
     for _ in pairs(v) do n = n + 1 end
-    if type(min) == "number" and n < min then
+    if not within(st, errs, n, min, max, "property", "properties") then
       if not errs then return false end
       ok = false
-      add(st, errs, format("expected at least %s propert%s, got %d", preview(min), min == 1 and "y" or "ies", n))
-    end
-    if type(max) == "number" and n > max then
-      if not errs then return false end
-      ok = false
-      add(st, errs, format("expected at most %s propert%s, got %d", preview(max), max == 1 and "y" or "ies", n))
     end
   end
   local required = s.required
