@@ -13,26 +13,16 @@
 
 #include "http.h"
 
-static int start_one(lua_State *L) {
-  owl_loop *loop = owl_loop_check(L, 1);
-  owl_transfer *t;
-  luaL_checktype(L, 2, LUA_TTABLE);
-  t = owl_transfer_push(L);
-  owl_transfer_configure(L, t, 2, NULL, 0);
-  owl_loop_submit(L, loop, lua_gettop(L), NULL);
-  return 1;
-}
-
 /* core.orchestrate(loop, spec): the structured plan call. */
 static int l_orchestrate(lua_State *L) {
-  return start_one(L);
+  return owl_loop_request(L);
 }
 
 /* core.aggregate(loop, spec): the aggregator call. Its body normally holds a
  * json.rope of the worker outputs, which the encoder escapes piece by piece
  * into the request body. */
 static int l_aggregate(lua_State *L) {
-  return start_one(L);
+  return owl_loop_request(L);
 }
 
 /* core.work(loop, spec, bodies [, window]) -> group. Every body is encoded

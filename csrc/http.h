@@ -83,6 +83,7 @@ owl_loop *owl_loop_check(lua_State *L, int idx);
 void owl_loop_submit(lua_State *L, owl_loop *loop, int t_idx, owl_window *window);
 void owl_loop_cancel(owl_transfer *t);
 void owl_loop_detach(owl_transfer *t);
+int owl_loop_request(lua_State *L);
 owl_window *owl_window_new(int limit);
 
 #endif

@@ -122,21 +122,22 @@ static void pin_unlink(owl_loop *loop, owl_transfer *t) {
   t->prev = t->next = NULL;
 }
 
-static void done_push(owl_loop *loop, owl_transfer *t) {
+/* The queue, the done list and a window's held list are FIFOs linked
+ * through qnext, each with a head and a tail. */
+static void list_append(owl_transfer **head, owl_transfer **tail, owl_transfer *t) {
   t->qnext = NULL;
-  if (loop->done_tail) loop->done_tail->qnext = t;
-  else loop->done_head = t;
-  loop->done_tail = t;
-  loop->ndone++;
+  if (*tail) (*tail)->qnext = t;
+  else *head = t;
+  *tail = t;
 }
 
-static void queue_push(owl_loop *loop, owl_transfer *t) {
-  t->state = OWL_QUEUED;
+static owl_transfer *list_shift(owl_transfer **head, owl_transfer **tail) {
+  owl_transfer *t = *head;
+  if (t == NULL) return NULL;
+  *head = t->qnext;
+  if (*head == NULL) *tail = NULL;
   t->qnext = NULL;
-  if (loop->queue_tail) loop->queue_tail->qnext = t;
-  else loop->queue_head = t;
-  loop->queue_tail = t;
-  loop->queued++;
+  return t;
 }
 
 /* Removes t from a singly linked list; returns whether it was there. */
@@ -153,6 +154,17 @@ static int list_remove(owl_transfer **head, owl_transfer **tail, owl_transfer *t
   return 0;
 }
 
+static void done_push(owl_loop *loop, owl_transfer *t) {
+  list_append(&loop->done_head, &loop->done_tail, t);
+  loop->ndone++;
+}
+
+static void queue_push(owl_loop *loop, owl_transfer *t) {
+  t->state = OWL_QUEUED;
+  list_append(&loop->queue_head, &loop->queue_tail, t);
+  loop->queued++;
+}
+
 static void start_queued(owl_loop *loop);
 
 /* A transfer has ended: record it, let its window release the next held
@@ -164,9 +176,7 @@ static void finish(owl_loop *loop, owl_transfer *t, CURLcode result) {
   if (w) {
     w->active--;
     if (w->held_head && w->active < w->limit) {
-      owl_transfer *next = w->held_head;
-      w->held_head = next->qnext;
-      if (w->held_head == NULL) w->held_tail = NULL;
+      owl_transfer *next = list_shift(&w->held_head, &w->held_tail);
       loop->held--;
       w->active++;
       queue_push(loop, next);
@@ -177,11 +187,8 @@ static void finish(owl_loop *loop, owl_transfer *t, CURLcode result) {
 
 static void start_queued(owl_loop *loop) {
   while (loop->queue_head && (loop->max_in_flight == 0 || loop->running < loop->max_in_flight)) {
-    owl_transfer *t = loop->queue_head;
+    owl_transfer *t = list_shift(&loop->queue_head, &loop->queue_tail);
     CURLMcode mc;
-    loop->queue_head = t->qnext;
-    if (loop->queue_head == NULL) loop->queue_tail = NULL;
-    t->qnext = NULL;
     loop->queued--;
     mc = curl_multi_add_handle(loop->multi, t->easy);
     if (mc != CURLM_OK) {
@@ -250,10 +257,7 @@ void owl_loop_submit(lua_State *L, owl_loop *loop, int t_idx, owl_window *window
     window->refs++;
     if (window->active >= window->limit) {
       t->state = OWL_HELD;
-      t->qnext = NULL;
-      if (window->held_tail) window->held_tail->qnext = t;
-      else window->held_head = t;
-      window->held_tail = t;
+      list_append(&window->held_head, &window->held_tail, t);
       loop->held++;
       return;
     }
@@ -327,15 +331,12 @@ static int push_done(lua_State *L, owl_loop *loop) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
     lua_rawseti(L, -2, ++i);
   }
-  while ((t = loop->done_head) != NULL) {
-    loop->done_head = t->qnext;
-    t->qnext = NULL;
+  while ((t = list_shift(&loop->done_head, &loop->done_tail)) != NULL) {
     pin_unlink(loop, t);
     luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
     t->ref = LUA_NOREF;
     t->loop = NULL;
   }
-  loop->done_tail = NULL;
   loop->ndone = 0;
   return 1;
 }
@@ -358,8 +359,8 @@ static void step(lua_State *L, owl_loop *loop, long wait_ms) {
     if (wait_ms < 0 || left < wait_ms) wait_ms = (long)left;
   }
   /* Running transfers always have a timer or a socket; this bound only
-   * guards against waiting forever on a state libcurl did not announce. */
-  if (wait_ms < 0 || wait_ms > 1000) wait_ms = wait_ms < 0 ? 1000 : wait_ms;
+   * guards an unbounded wait against a state libcurl did not announce. */
+  if (wait_ms < 0) wait_ms = 1000;
   n = poll(loop->fds, (nfds_t)loop->nfds, (int)wait_ms);
   if (n < 0 && errno != EINTR) luaL_error(L, "owl.core: poll failed: %s", strerror(errno));
   if (n > 0) {
@@ -494,7 +495,8 @@ static int l_tostring(lua_State *L) {
   return 1;
 }
 
-static int l_request(lua_State *L) {
+/* loop:request(spec) -> transfer; also core.orchestrate and core.aggregate. */
+int owl_loop_request(lua_State *L) {
   owl_loop *loop = owl_loop_check(L, 1);
   owl_transfer *t = owl_transfer_push(L);
   owl_transfer_configure(L, t, 2, NULL, 0);
@@ -541,7 +543,7 @@ static int l_new(lua_State *L) {
 void owl_loop_open(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"step", l_step},       {"run", l_run},         {"pending", l_pending}, {"sockets", l_sockets},
-      {"timeout", l_timeout}, {"action", l_action},   {"close", l_close},     {"request", l_request},
+      {"timeout", l_timeout}, {"action", l_action},   {"close", l_close},     {"request", owl_loop_request},
       {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};
   owl_newclass(L, OWL_LOOP_MT, methods, meta);
