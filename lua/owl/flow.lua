@@ -207,13 +207,11 @@ function M.run(client, problem, opts)
       on_event("worker_done", { index = i, name = subtasks[i].name, ok = true })
     end)
   end
-  task.wait_all(tasks)
   for i = 1, #tasks do
-    local ok, terr = tasks[i]:wait()
-    if ok == nil and terr ~= nil then
-      -- a bug in a callback (on_event) or in this code: never swallowed
-      error(terr, 0)
-    end
+    -- a worker task returns nothing; an error raised in it is a bug in a
+    -- callback (on_event) or in this code: never swallowed
+    local _, terr = tasks[i]:wait()
+    if terr ~= nil then error(terr, 0) end
   end
   if #failures > 0 then
     table.sort(failures, function(a, b) return a.index < b.index end)

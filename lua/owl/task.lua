@@ -176,11 +176,4 @@ function Task:done()
   return self.status ~= "running"
 end
 
--- Waits for every task in the array; returns nothing (read each task).
-function M.wait_all(tasks)
-  for i = 1, #tasks do
-    if tasks[i].status == "running" then tasks[i]:wait() end
-  end
-end
-
 return M
