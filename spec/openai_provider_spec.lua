@@ -88,6 +88,18 @@ describe("owl.providers.openai", function()
       assert.are.equal("o3", openai.build(no_model, { model = "o3", messages = msgs() }).body.model)
     end)
 
+    it("body gives the body build puts in its spec, alone", function()
+      local request = { messages = msgs(), temperature = 0 }
+      local body = openai.body(client(), request)
+      assert.are.same(openai.build(client(), request).body, body)
+      assert.are_not.equal(request, body)
+      assert.is_nil(request.model)
+      assert.has_error(function() openai.body(client(), { prompt = "x" }) end,
+        "owl.providers.openai: request has no messages")
+      assert.has_error(function() openai.body(nil, request) end,
+        "owl.providers.openai: body needs a client table, got nil")
+    end)
+
     it("raises when no model is named anywhere", function()
       local no_model = client()
       no_model.model = nil

@@ -176,20 +176,18 @@ function M.run(client, problem, opts)
   partial.objective, partial.subtasks = plan.objective, subtasks
   on_event("plan", { objective = plan.objective, subtasks = subtasks })
 
-  -- 2. work: every first call in one core.work, one task per subtask
-  local shared, bodies = nil, {}
+  -- 2. work: every first call in one core.work, one task per subtask; one
+  -- spec (url, headers, timeouts) shared by all, a body each
+  local bodies = {}
   local worker_model = model_for(opts, "worker")
   for i, st in ipairs(subtasks) do
-    local spec = provider.build(client, {
+    bodies[i] = provider.body(client, {
       model = worker_model,
       messages = messages(p.worker, worker_vars(problem, plan, st), "worker"),
     })
-    bodies[i] = spec.body
-    if shared == nil then
-      spec.body = nil
-      shared = spec
-    end
   end
+  local shared = provider.build(client, bodies[1])
+  shared.body = nil
   local members = core.work(loop, shared, bodies, opts.max_workers):members()
   local outputs, failures = partial.outputs, {}
   local tasks = {}

@@ -33,28 +33,46 @@ local function check_header_part(what, s)
   end
 end
 
+-- The request body: a shallow copy of the request with the model filled in.
+-- level: where a misuse error points (the public caller).
+local function make_body(client, request, level)
+  if type(request) ~= "table" then
+    error("owl.providers.openai: request must be a table, got " .. type(request), level)
+  end
+  if type(request.messages) ~= "table" then
+    error("owl.providers.openai: request has no messages", level)
+  end
+  local model = request.model or client.model
+  if model == nil then
+    error("owl.providers.openai: no model: set the client's model or the request's", level)
+  end
+  if type(model) ~= "string" then
+    error("owl.providers.openai: model must be a string, got " .. type(model), level)
+  end
+  local body = shallow_copy(request)
+  body.model = model
+  return body
+end
+
+-- body(client, request) -> the JSON body alone. A fan-out builds one spec
+-- with build and one body per member with this, not a spec per member.
+function openai.body(client, request)
+  if type(client) ~= "table" then
+    error("owl.providers.openai: body needs a client table, got " .. type(client), 2)
+  end
+  return make_body(client, request, 3)
+end
+
 -- build(client, request) -> spec for owl.core. Raises on misuse: a request
 -- that is not a table, has no messages, or names no model anywhere.
 function openai.build(client, request)
   if type(client) ~= "table" then
     error("owl.providers.openai: build needs a client table, got " .. type(client), 2)
   end
-  if type(request) ~= "table" then
-    error("owl.providers.openai: request must be a table, got " .. type(request), 2)
-  end
-  if type(request.messages) ~= "table" then
-    error("owl.providers.openai: request has no messages", 2)
-  end
+  local body = make_body(client, request, 3)
   local base_url = client.base_url
   if type(base_url) ~= "string" or base_url == "" then
     error("owl.providers.openai: client has no base_url", 2)
-  end
-  local model = request.model or client.model
-  if model == nil then
-    error("owl.providers.openai: no model: set the client's model or the request's", 2)
-  end
-  if type(model) ~= "string" then
-    error("owl.providers.openai: model must be a string, got " .. type(model), 2)
   end
 
   -- The user's headers come last and replace owl's of the same name, so a
@@ -84,8 +102,6 @@ function openai.build(client, request)
     headers[#headers + 1] = k .. ": " .. tostring(client.headers[k])
   end
 
-  local body = shallow_copy(request)
-  body.model = model
   return {
     url = base_url:gsub("/+$", "") .. "/chat/completions",
     headers = headers,
