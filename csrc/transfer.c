@@ -242,12 +242,10 @@ void owl_transfer_configure(lua_State *L, owl_transfer *t, int spec_idx, owl_hea
    * being set up rather than opening one per call. Never on cleartext, where
    * only HTTP/1.1 is spoken and waiting would serialize a fan-out. */
   if (t->is_https) curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+  /* Any body, even "", allocated the buffer: POST. No body: GET. */
   if (t->body.data) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body.data);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->body.len);
-  } else if (lua_type(L, body_idx) == LUA_TSTRING) {
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
   }
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
