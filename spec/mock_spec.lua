@@ -570,7 +570,7 @@ describe("mock server", function()
         local ok, out = call("https://127.0.0.1:" .. server.tls_port .. "/healthz", server.cert_file)
         assert.is_true(ok, out)
         assert.equal("ok", out)
-        ok, out = call("https://localhost:" .. server.tls_port .. "/v1/chat/completions", server.cert_file,
+        ok, out = call(server.tls_url .. "/chat/completions", server.cert_file,
           mock.json_encode(chat("over tls")))
         assert.is_true(ok, out)
         assert.equal("```\nover tls\n```", mock.json_decode(out).choices[1].message.content)
