@@ -134,7 +134,8 @@ describe("owl.client", function()
       local key = "sk-echoed-secret-9876543210"
       local c = owl.client{ base_url = server.url, api_key = key, model = "m", headers = {
         ["x-mock-status"] = "401",
-        ["x-mock-body"] = '{"error":{"message":"Incorrect API key provided: ' .. key .. '","type":"invalid_request_error","code":"invalid_api_key"}}',
+        ["x-mock-body"] = '{"error":{"message":"Incorrect API key provided: ' .. key ..
+          '","type":"invalid_request_error","code":"invalid_api_key"}}',
       } }
       local _, err = c:chat{ messages = MSG }
       assert.equal(401, err.status)

@@ -62,7 +62,7 @@ describe("owl.core loop", function()
     local big = string.rep("x", 3 * 1024 * 1024)
     loop:request(spec_for(server, {}, { body = big }))
     -- drop every Lua reference to the string: the transfer owns its copy
-    big = nil
+    big = nil -- luacheck: ignore 311 (unused on purpose: the point is that nothing refers to it)
     collectgarbage("collect")
     local t = loop:run()[1]
     assert.equal(200 <= t:status() and t:status() < 500, true)
@@ -353,7 +353,8 @@ describe("owl.core loop", function()
       local loop = core.loop()
       assert.has_error(function() loop:request{ url = "ftp://x/" } end, "owl.core: spec.url must start with http:// or https://")
       assert.has_error(function() loop:request{ url = "http://x/", bogus = 1 } end, "owl.core: unknown spec field 'bogus'")
-      assert.has_error(function() loop:request{ url = "http://x/", timeout = "1" } end, "owl.core: spec.timeout must be a number of seconds")
+      assert.has_error(function() loop:request{ url = "http://x/", timeout = "1" } end,
+        "owl.core: spec.timeout must be a number of seconds")
       assert.has_error(function() loop:request{ url = "http://x/", headers = { 1 } } end, "owl.core: spec.headers[1] must be a string")
       assert.has_error(function() loop:request{ url = "http://x/", headers = { "A: b\r\nC: d" } } end)
       assert.has_error(function() loop:request{ url = "http://x/", body = true } end)

@@ -353,7 +353,10 @@ describe("mock server", function()
     end)
 
     it("redirect is a 302 to x-mock-location", function()
-      local r = server:request{ headers = { ["x-mock-fault"] = "redirect", ["x-mock-location"] = "http://127.0.0.1:9/elsewhere" }, body = chat("x") }
+      local r = server:request{
+        headers = { ["x-mock-fault"] = "redirect", ["x-mock-location"] = "http://127.0.0.1:9/elsewhere" },
+        body = chat("x"),
+      }
       assert.equal(302, r.status)
       assert.equal("http://127.0.0.1:9/elsewhere", r.headers["location"])
     end)

@@ -46,8 +46,8 @@ describe("owl.providers.openai", function()
     end)
 
     it("sends Content-Type, the key, then the client's headers in sorted order", function()
-      local spec = openai.build(client({ api_key = "sk-test-1", headers = { ["X-Zeta"] = "z", ["OpenAI-Organization"] = "org-1", ["X-Alpha"] = 7 } }),
-        { messages = msgs() })
+      local headers = { ["X-Zeta"] = "z", ["OpenAI-Organization"] = "org-1", ["X-Alpha"] = 7 }
+      local spec = openai.build(client({ api_key = "sk-test-1", headers = headers }), { messages = msgs() })
       assert.are.same({
         "Content-Type: application/json",
         "Authorization: Bearer sk-test-1",
@@ -297,7 +297,8 @@ describe("owl.providers.openai", function()
     end)
 
     it("reads a 200 that carries an error object as a protocol error with its text", function()
-      local _, err = openai.read(fake_res(200, {}, '{"error":{"message":"upstream overloaded","type":"server_error","code":502}}'), client())
+      local _, err = openai.read(fake_res(200, {},
+        '{"error":{"message":"upstream overloaded","type":"server_error","code":502}}'), client())
       assert.are.equal("protocol", err.kind)
       assert.truthy(err.message:find("upstream overloaded", 1, true))
       assert.are.equal("server_error", err.provider_type)
@@ -330,7 +331,8 @@ describe("owl.providers.openai", function()
       local key = "sk-proj-SECRET.value+42"
       local c = client({ api_key = key })
       local _, err = openai.read(fake_res(401, {},
-        '{"error":{"message":"Incorrect API key provided: sk-proj-SECRET.value+42. You can find your key...","type":"invalid_request_error","code":"invalid_api_key","param":null}}'), c)
+        '{"error":{"message":"Incorrect API key provided: sk-proj-SECRET.value+42. You can find your key...",' ..
+        '"type":"invalid_request_error","code":"invalid_api_key","param":null}}'), c)
       assert.are.equal("Incorrect API key provided: [redacted]. You can find your key...", err.message)
       assert.is_nil(tostring(err):find(key, 1, true))
       -- and from a body quoted as text, even past the quoting limit
@@ -361,7 +363,8 @@ describe("owl.providers.openai", function()
 
     it("counts zero tokens when usage is missing or null", function()
       for _, usage in ipairs({ "", ',"usage":null', ',"usage":{"prompt_tokens":null}' }) do
-        local r = assert(openai.read(fake_res(200, {}, '{"choices":[{"message":{"content":"ok"},"finish_reason":null}]' .. usage .. "}"), client()))
+        local body = '{"choices":[{"message":{"content":"ok"},"finish_reason":null}]' .. usage .. "}"
+        local r = assert(openai.read(fake_res(200, {}, body), client()))
         assert.are.equal("ok", r.text)
         assert.is_nil(r.finish_reason)
         assert.are.equal(0, r.usage.input_tokens)

@@ -204,7 +204,8 @@ describe("owl.schema declarations", function()
       raises(function() S.object{ { "a", S.string(), description = "x" } } end,
         'S.object: field "a" has an extra entry (key "description")')
       raises(function() S.object{ { "a", S.string() }, { "a", S.number() } } end, 'S.object: field "a" is declared twice')
-      raises(function() S.object{ { "a", { type = "string" } } } end, 'S.object: field "a" must be a pair { "a", decl }: its declaration is table')
+      raises(function() S.object{ { "a", { type = "string" } } } end,
+        'S.object: field "a" must be a pair { "a", decl }: its declaration is table')
     end)
 
     it("bad arguments to array, enum, optional and to_json", function()

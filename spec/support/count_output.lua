@@ -3,7 +3,7 @@
 -- the end one line that spec/run.sh reads:
 --   OWL-COUNT passed=N failed=N errors=N pending=N
 -- Errors (a spec that raised outside an assertion) count as failures there.
-return function(options)
+return function()
   local busted = require("busted")
   local handler = require("busted.outputHandlers.base")()
   local out = io.stdout
@@ -12,7 +12,7 @@ return function(options)
     return handler.getFullName(element)
   end
 
-  local function report(kind, element, parent, message, trace)
+  local function report(kind, element, message, trace)
     out:write("\n", kind, ": ", describe(element), "\n")
     if trace and trace.short_src then
       out:write("  at ", trace.short_src, ":", tostring(trace.currentline), "\n")
@@ -21,7 +21,7 @@ return function(options)
     out:flush()
   end
 
-  handler.testEnd = function(element, parent, status)
+  handler.testEnd = function(_element, _parent, status)
     if status == "success" then
       out:write(".")
       out:flush()
@@ -29,18 +29,18 @@ return function(options)
     return nil, true
   end
 
-  handler.failureTest = function(element, parent, message, trace)
-    report("FAIL", element, parent, message, trace)
+  handler.failureTest = function(element, _parent, message, trace)
+    report("FAIL", element, message, trace)
     return nil, true
   end
 
-  handler.errorTest = function(element, parent, message, trace)
-    report("ERROR", element, parent, message, trace)
+  handler.errorTest = function(element, _parent, message, trace)
+    report("ERROR", element, message, trace)
     return nil, true
   end
 
-  handler.error = function(element, parent, message, trace)
-    if element.descriptor ~= "it" then report("ERROR", element, parent, message, trace) end
+  handler.error = function(element, _parent, message, trace)
+    if element.descriptor ~= "it" then report("ERROR", element, message, trace) end
     return nil, true
   end
 
