@@ -10,7 +10,10 @@
 #   make bench      the ../shared/bench table with owl's peer
 
 LUA_VERSION ?= 5.4
-CC ?= gcc
+# make's built-in CC is "cc", which `?=` would keep: gcc unless set.
+ifeq ($(origin CC),default)
+CC = gcc
+endif
 OPT ?= -O2
 CFLAGS ?= $(OPT) -g -Wall -Wextra -Werror -std=c99 -pedantic -Wno-overlength-strings
 LIBFLAG ?= -shared
