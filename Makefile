@@ -3,7 +3,9 @@
 #
 #   make            build owl.core for LUA_VERSION (5.4)
 #   make test       install what is missing, build for 5.4, 5.3, 5.1 and LuaJIT,
-#                   run every spec on each, run check-mem, print the total
+#                   run luacheck and a clang build, every spec on each Lua,
+#                   check-mem, and print the total
+#   make lint       luacheck over lua/, bin/ and spec/ (any warning fails)
 #   make check-mem  the C-facing specs under valgrind and ASan/UBSan
 #   make demo       the orchestrator-workers coding flow (real API with a key,
 #                   owl's mock LLM server without one)
@@ -18,6 +20,9 @@ OPT ?= -O2
 CFLAGS ?= $(OPT) -g -Wall -Wextra -Werror -std=c99 -pedantic -Wno-overlength-strings
 LIBFLAG ?= -shared
 PKG_CONFIG ?= pkg-config
+LUACHECK ?= luacheck
+# bin/owl has no .lua suffix, so luacheck would skip it inside bin/.
+LINT_FILES = lua $(wildcard bin/*) spec
 
 # LuaJIT is "jit": its headers and interpreter have names of their own.
 lua_pc = $(if $(filter jit,$(1)),luajit,lua$(1))
@@ -34,7 +39,7 @@ SRCS := $(wildcard csrc/*.c)
 HDRS := $(wildcard csrc/*.h)
 OWL_CFLAGS = -fPIC -fvisibility=hidden -D_POSIX_C_SOURCE=200809L -I$(LUA_INCDIR) $(CURL_CFLAGS) $(PCRE2_CFLAGS) $(EXTRA_CFLAGS)
 
-.PHONY: all build build-all deps test check-mem demo bench clean install
+.PHONY: all build build-all deps test lint check-mem demo bench clean install
 
 all: build
 
@@ -53,6 +58,10 @@ deps:
 test: deps
 	@$(MAKE) --no-print-directory build-all
 	@spec/run.sh
+
+lint:
+	@tools/install-deps lint
+	$(LUACHECK) -q --no-color --codes $(LINT_FILES)
 
 check-mem: deps
 	@spec/run.sh --mem-only

@@ -3,7 +3,8 @@
 #   N passed, N failed
 # the sum over all suites (CI reads it; busted's own summary it does not).
 #
-#   spec/run.sh             the specs on Lua 5.4, 5.3, 5.1 and LuaJIT, then check-mem
+#   spec/run.sh             luacheck and the clang build, the specs on Lua 5.4,
+#                           5.3, 5.1 and LuaJIT, then check-mem
 #   spec/run.sh --mem-only  check-mem alone: the canary, then valgrind and ASan/UBSan
 #   spec/run.sh --lua 5.4 [spec files]   the specs on one Lua (5.4, 5.3, 5.1 or jit)
 #
@@ -62,6 +63,16 @@ check() {
   fi
 }
 
+# --- static checks -----------------------------------------------------------
+# luacheck over lua/, bin/ and spec/, where one warning fails the check; and
+# owl.core built with clang as well (make test's own builds use gcc), with the
+# Makefile's -Wall -Wextra -Werror: each compiler warns about what the other
+# misses. One Lua version is enough for the compiler's view of the C.
+run_static() {
+  check luacheck make --no-print-directory lint
+  check clang make --no-print-directory CC=clang LUA_VERSION=5.4 BUILD=build/clang build
+}
+
 # --- check-mem --------------------------------------------------------------
 MEM_CFLAGS="-O1 -g -fno-omit-frame-pointer -Wall -Wextra -Werror -std=c99 -pedantic -Wno-overlength-strings"
 VALGRIND=(valgrind -q --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,indirect
@@ -106,7 +117,7 @@ case "${1:-}" in
 esac
 
 case "$mode" in
-  all) for v in 5.4 5.3 5.1 jit; do run_lua "$v"; done; run_mem ;;
+  all) run_static; for v in 5.4 5.3 5.1 jit; do run_lua "$v"; done; run_mem ;;
   one) run_lua "$only" ${files[@]+"${files[@]}"} ;;
   mem) run_mem ;;
 esac
