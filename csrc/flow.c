@@ -38,7 +38,8 @@ static int l_work(lua_State *L) {
   luaL_checktype(L, 3, LUA_TTABLE);
   if (!lua_isnoneornil(L, 4)) {
     lua_Number w = luaL_checknumber(L, 4);
-    if (w < 1 || w > 1e9 || w != (lua_Number)(int)w) return luaL_argerror(L, 4, "window must be a positive integer");
+    /* the range first: (int) of NaN or 1e20 is undefined */
+    if (!(w >= 1 && w <= 1e9) || w != (lua_Number)(int)w) return luaL_argerror(L, 4, "window must be a positive integer");
     limit = (int)w;
   }
   lua_getfield(L, 2, "body");

@@ -42,12 +42,6 @@ struct owl_loop {
   int oom;              /* a socket could not be tracked: reported by step */
 };
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- libcurl callbacks: they keep C state only ------------------------- */
 
 static short poll_events(int what) {
@@ -101,7 +95,7 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
     loop->timer_set = 0;
   } else {
     loop->timer_set = 1;
-    loop->timer_due_ms = now_ms() + timeout_ms;
+    loop->timer_due_ms = owl_now_ms() + timeout_ms;
   }
   return 0;
 }
@@ -223,7 +217,7 @@ static void socket_action(owl_loop *loop, curl_socket_t s, int mask) {
 }
 
 static void fire_timer_if_due(owl_loop *loop) {
-  if (loop->timer_set && now_ms() >= loop->timer_due_ms) {
+  if (loop->timer_set && owl_now_ms() >= loop->timer_due_ms) {
     loop->timer_set = 0;
     socket_action(loop, CURL_SOCKET_TIMEOUT, 0);
   }
@@ -354,7 +348,7 @@ static void step(lua_State *L, owl_loop *loop, long wait_ms) {
   collect(loop);
   if (loop->ndone > 0 || pending(loop) == 0) wait_ms = 0;
   if (loop->timer_set) {
-    int64_t left = loop->timer_due_ms - now_ms();
+    int64_t left = loop->timer_due_ms - owl_now_ms();
     if (left < 0) left = 0;
     if (wait_ms < 0 || left < wait_ms) wait_ms = (long)left;
   }
@@ -386,8 +380,12 @@ static void step(lua_State *L, owl_loop *loop, long wait_ms) {
   collect(loop);
 }
 
+/* The wait of step, in ms: negative (-inf too) waits for libcurl's timer
+ * or activity, more than a day (inf, 1e20) is a day, a fraction is cut to
+ * whole ms. NaN is nobody's wait: it raises. */
 static long check_wait(lua_State *L, int idx) {
   lua_Number w = luaL_optnumber(L, idx, 0);
+  if (w != w) luaL_argerror(L, idx, "timeout_ms is NaN");
   if (w < 0) return -1;
   if (w > 86400000) w = 86400000;
   return (long)w;
@@ -432,7 +430,7 @@ static int l_timeout(lua_State *L) {
   if (!loop->timer_set) {
     lua_pushinteger(L, -1);
   } else {
-    int64_t left = loop->timer_due_ms - now_ms();
+    int64_t left = loop->timer_due_ms - owl_now_ms();
     lua_pushinteger(L, (lua_Integer)(left < 0 ? 0 : left));
   }
   return 1;
@@ -440,7 +438,8 @@ static int l_timeout(lua_State *L) {
 
 static int l_action(lua_State *L) {
   owl_loop *loop = owl_loop_check(L, 1);
-  lua_Number fd = luaL_checknumber(L, 2);
+  /* any negative integer is the timer; a socket is an int */
+  double fd = owl_checkint(L, 2, -2147483648.0, 2147483647.0, "loop:action fd");
   if (fd < 0) {
     loop->timer_set = 0;
     socket_action(loop, CURL_SOCKET_TIMEOUT, 0);
@@ -450,7 +449,7 @@ static int l_action(lua_State *L) {
     if (strchr(ev, 'r')) mask |= CURL_CSELECT_IN;
     if (strchr(ev, 'w')) mask |= CURL_CSELECT_OUT;
     if (strchr(ev, 'e')) mask |= CURL_CSELECT_ERR;
-    socket_action(loop, (curl_socket_t)fd, mask);
+    socket_action(loop, (curl_socket_t)(int)fd, mask);
   }
   fire_timer_if_due(loop);
   collect(loop);
@@ -458,11 +457,27 @@ static int l_action(lua_State *L) {
 }
 
 /* Cancels and frees every transfer, then the multi handle. Idempotent:
- * close, __gc and __close all come here. */
-static int l_close(lua_State *L) {
-  owl_loop *loop = (owl_loop *)luaL_checkudata(L, 1, OWL_LOOP_MT);
-  owl_transfer *t;
-  if (loop->closed) return 0;
+ * close, __gc and __close all come here. With report set it leaves on the
+ * stack an array of the transfers it ended or had not yet reported
+ * (reported first, in the order they finished; then the others, oldest
+ * first), so that a driver can hand each one to whoever waits for it. */
+static void close_loop(lua_State *L, owl_loop *loop, int report) {
+  owl_transfer *t, *oldest;
+  int n = 0;
+  if (report) lua_newtable(L);
+  if (loop->closed) return;
+  if (report) { /* before any change: a memory error here leaves the loop as it was */
+    for (t = loop->done_head; t; t = t->qnext) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+      lua_rawseti(L, -2, ++n);
+    }
+    for (oldest = loop->pinned; oldest && oldest->next; oldest = oldest->next) continue;
+    for (t = oldest; t; t = t->prev) {
+      if (t->state == OWL_DONE) continue;
+      lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+      lua_rawseti(L, -2, ++n);
+    }
+  }
   loop->closed = 1;
   while ((t = loop->pinned) != NULL) {
     if (t->state == OWL_RUNNING) curl_multi_remove_handle(loop->multi, t->easy);
@@ -485,7 +500,22 @@ static int l_close(lua_State *L) {
   free(loop->ready);
   loop->fds = loop->ready = NULL;
   loop->nfds = loop->capfds = loop->capready = 0;
+}
+
+static int l_close(lua_State *L) {
+  close_loop(L, (owl_loop *)luaL_checkudata(L, 1, OWL_LOOP_MT), 1);
+  return 1;
+}
+
+/* __gc and __close: nobody is there to take the array. */
+static int l_gc(lua_State *L) {
+  close_loop(L, (owl_loop *)luaL_checkudata(L, 1, OWL_LOOP_MT), 0);
   return 0;
+}
+
+static int l_is_closed(lua_State *L) {
+  lua_pushboolean(L, ((owl_loop *)luaL_checkudata(L, 1, OWL_LOOP_MT))->closed);
+  return 1;
 }
 
 static int l_tostring(lua_State *L) {
@@ -519,7 +549,8 @@ static int l_new(lua_State *L) {
     lua_getfield(L, 1, "max_in_flight");
     if (!lua_isnil(L, -1)) {
       lua_Number m = lua_tonumber(L, -1);
-      if (lua_type(L, -1) != LUA_TNUMBER || m < 1 || m > 1e9 || m != (lua_Number)(int)m)
+      /* the range first: (int) of NaN or 1e20 is undefined */
+      if (lua_type(L, -1) != LUA_TNUMBER || !(m >= 1 && m <= 1e9) || m != (lua_Number)(int)m)
         return luaL_error(L, "owl.core.loop: max_in_flight must be a positive integer");
       max_in_flight = (int)m;
     }
@@ -544,8 +575,8 @@ void owl_loop_open(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"step", l_step},       {"run", l_run},         {"pending", l_pending}, {"sockets", l_sockets},
       {"timeout", l_timeout}, {"action", l_action},   {"close", l_close},     {"request", owl_loop_request},
-      {NULL, NULL}};
-  static const luaL_Reg meta[] = {{"__gc", l_close}, {"__close", l_close}, {"__tostring", l_tostring}, {NULL, NULL}};
+      {"is_closed", l_is_closed}, {NULL, NULL}};
+  static const luaL_Reg meta[] = {{"__gc", l_gc}, {"__close", l_gc}, {"__tostring", l_tostring}, {NULL, NULL}};
   owl_newclass(L, OWL_LOOP_MT, methods, meta);
   lua_pushcfunction(L, l_new);
   lua_setfield(L, -2, "loop");

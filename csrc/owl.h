@@ -6,6 +6,8 @@
 #ifndef OWL_OWL_H
 #define OWL_OWL_H
 
+#include <stdio.h>
+
 #include "buffer.h"
 #include "compat.h"
 
@@ -13,6 +15,7 @@
 #define OWL_TRANSFER_MT "owl.transfer"
 #define OWL_GROUP_MT "owl.group"
 #define OWL_REGEX_MT "owl.regex"
+#define OWL_BUDGET_MT "owl.budget"
 #define OWL_JSON_ARRAY_MT "owl.json.array" /* registry key of the array metatable */
 #define OWL_JSON_ROPE_MT "owl.json.rope"   /* registry key of the rope metatable */
 
@@ -29,12 +32,33 @@ static inline void owl_newclass(lua_State *L, const char *name, const luaL_Reg *
   lua_pop(L, 1);
 }
 
+/*
+ * The number at idx as an integer from min to max, or a raised error naming
+ * what ("loop:step timeout_ms") and what it got. Every number from Lua that
+ * becomes a C integer goes through here or an equal test: a cast of NaN,
+ * an infinity or 1e20 to an integer type is undefined behaviour, so the
+ * range is checked on the double first. min and max must be exact doubles.
+ */
+static inline double owl_checkint(lua_State *L, int idx, double min, double max, const char *what) {
+  double v = lua_type(L, idx) == LUA_TNUMBER ? (double)lua_tonumber(L, idx) : 0;
+  char got[48];
+  if (lua_type(L, idx) != LUA_TNUMBER) {
+    luaL_error(L, "owl.core: %s must be an integer, not %s", what, luaL_typename(L, idx));
+  } else if (!(v >= min && v <= max) || v != (double)(long long)v) {
+    if (v != v) snprintf(got, sizeof got, "NaN");
+    else snprintf(got, sizeof got, "%.17g", v);
+    luaL_error(L, "owl.core: %s must be an integer from %.0f to %.0f, got %s", what, min, max, got);
+  }
+  return v;
+}
+
 /* Registration, one per concern. */
 void owl_loop_open(lua_State *L);
 void owl_transfer_open(lua_State *L);
 void owl_flow_open(lua_State *L);
 void owl_json_open(lua_State *L); /* sets core.json */
 void owl_regex_open(lua_State *L);
+void owl_budget_open(lua_State *L);
 
 /*
  * JSON for the other C files. Both report failure by returning 0 and writing
