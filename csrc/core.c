@@ -3,6 +3,8 @@
  * in its own file (loop.c, transfer.c, flow.c, json_*.c, regex.c).
  */
 #include <curl/curl.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "owl.h"
 
@@ -24,6 +26,25 @@ static int canary_leak(lua_State *L) {
 }
 #endif
 
+/* core.fd_limit() -> the soft RLIMIT_NOFILE, or nil when unlimited or
+ * unknown: how many transfers a process can have connecting at once. */
+static int l_fd_limit(lua_State *L) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || (double)rl.rlim_cur > 9007199254740991.0)
+    lua_pushnil(L);
+  else
+    lua_pushinteger(L, (lua_Integer)rl.rlim_cur);
+  return 1;
+}
+
+/* core.isatty(fd) -> whether fd is a terminal (the CLI colours and redraws
+ * only then). */
+static int l_isatty(lua_State *L) {
+  int fd = (int)owl_checkint(L, 1, 0, 2147483647.0, "isatty fd");
+  lua_pushboolean(L, isatty(fd) == 1);
+  return 1;
+}
+
 int luaopen_owl_core(lua_State *L) {
   /* curl_global_init is not thread-safe before 7.84 and must run once; a
    * second require in another lua_State of the same process skips it. */
@@ -38,6 +59,11 @@ int luaopen_owl_core(lua_State *L) {
   owl_transfer_open(L);
   owl_loop_open(L);
   owl_flow_open(L);
+  owl_budget_open(L);
+  lua_pushcfunction(L, l_fd_limit);
+  lua_setfield(L, -2, "fd_limit");
+  lua_pushcfunction(L, l_isatty);
+  lua_setfield(L, -2, "isatty");
 #ifdef OWL_CANARY
   lua_pushcfunction(L, canary_leak);
   lua_setfield(L, -2, "_canary_leak");

@@ -11,6 +11,8 @@
  *   place: CURLOPT_POSTFIELDS is not copied).
  * - Header lists are shared by every member of a fan-out and counted
  *   (owl_headers): the last transfer to let go frees the list.
+ * - A budget (owl_budget) is shared by the transfers of a run and by its
+ *   Lua handle, and counted like a header list.
  * - A window (owl_window) caps how many members of one fan-out run at once;
  *   it is counted by its members and freed with the last of them.
  * - No libcurl callback touches Lua: they append to C buffers and set flags.
@@ -21,6 +23,8 @@
 
 #include <curl/curl.h>
 #include <poll.h>
+#include <stdint.h>
+#include <time.h>
 
 #include "owl.h"
 
@@ -40,6 +44,13 @@ typedef struct owl_headers {
   int refs;
 } owl_headers;
 
+/* The bytes every transfer given this budget may receive, together. */
+typedef struct owl_budget {
+  size_t limit;
+  size_t used; /* only grows: a run's budget, not a rate */
+  int refs;
+} owl_budget;
+
 typedef struct owl_window {
   int limit;  /* members that may run at once */
   int active; /* members queued or running */
@@ -56,24 +67,41 @@ struct owl_transfer {
   owl_buf response;      /* response body */
   owl_buf header_lines;  /* raw header lines of the final response */
   size_t max_response;   /* bytes; past this the transfer fails */
+  owl_budget *budget;    /* counted reference, or NULL */
+  long stall_ms;         /* 0: no stall_timeout */
+  int64_t last_byte_ms;  /* when a response byte last came; 0: none yet */
+  const char *own_kind;  /* a failure owl diagnosed itself (errbuf has the words), or NULL */
   long status;
   CURLcode result;
   owl_state state;
   int ref;               /* registry reference while pinned, else LUA_NOREF */
   int connected;         /* a connection was established or reused */
   int cancelled;
-  int too_large;
+  int too_large;         /* the body passed max_response_bytes */
+  int headers_too_large; /* the headers passed OWL_MAX_HEADER_BYTES */
+  int over_budget;
+  int stalled;
+  int socket_errno;      /* EMFILE or ENFILE when socket() failed, else 0 */
   int is_https;
   owl_transfer *prev, *next; /* the loop's list of pinned transfers */
   owl_transfer *qnext;       /* queue, window's held list or done list */
   char errbuf[CURL_ERROR_SIZE];
 };
 
+#define OWL_MAX_HEADER_BYTES ((size_t)256 * 1024)
+
+static inline int64_t owl_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* transfer.c */
 owl_transfer *owl_transfer_push(lua_State *L);
 owl_transfer *owl_transfer_check(lua_State *L, int idx);
 owl_headers *owl_headers_push(lua_State *L, int spec_idx);
 void owl_headers_release(owl_headers *h);
+void owl_budget_release(owl_budget *b);
 void owl_transfer_configure(lua_State *L, owl_transfer *t, int spec_idx, owl_headers *headers, int body_idx);
 void owl_transfer_finish(owl_transfer *t, CURLcode result);
 const char *owl_transfer_failure(owl_transfer *t, const char **message);

@@ -7,14 +7,20 @@
  * host), TLS peer and host verified, no signals, and an empty Expect: header
  * so a large body never waits for 100-continue.
  */
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 
 #include "http.h"
 
 #define OWL_USER_AGENT "owl/0.1"
-#define OWL_DEFAULT_MAX_RESPONSE ((size_t)256 * 1024 * 1024)
+#define OWL_DEFAULT_MAX_RESPONSE ((size_t)64 * 1024 * 1024)
+#define OWL_MAX_EXACT 9007199254740991.0 /* 2^53 - 1: above it a Lua number skips integers */
 
 /* ---- header lists, shared and counted ---------------------------------- */
 
@@ -86,13 +92,27 @@ owl_headers *owl_headers_push(lua_State *L, int spec_idx) {
 
 /* ---- libcurl callbacks: C buffers and flags only, never Lua ------------- */
 
+/* Counts n received bytes against the transfer's budget, if any. */
+static int take_budget(owl_transfer *t, size_t n) {
+  owl_budget *b = t->budget;
+  if (b == NULL) return 1;
+  if (n > b->limit - b->used) {
+    t->over_budget = 1;
+    return 0;
+  }
+  b->used += n;
+  return 1;
+}
+
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud) {
   owl_transfer *t = (owl_transfer *)ud;
   size_t n = size * nmemb;
-  if (t->response.len + n > t->max_response) {
+  t->last_byte_ms = owl_now_ms();
+  if (n > t->max_response - t->response.len) {
     t->too_large = 1;
     return 0; /* libcurl ends the transfer with CURLE_WRITE_ERROR */
   }
+  if (!take_budget(t, n)) return 0;
   if (!owl_buf_append(&t->response, ptr, n)) return 0;
   return n;
 }
@@ -100,11 +120,40 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud) {
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
   owl_transfer *t = (owl_transfer *)ud;
   size_t n = size * nmemb;
+  t->last_byte_ms = owl_now_ms();
   /* A status line starts a new response (after a 100 Continue, say): keep
    * only the headers of the final one. */
   if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) owl_buf_reset(&t->header_lines);
+  if (n > OWL_MAX_HEADER_BYTES - t->header_lines.len) {
+    t->headers_too_large = 1;
+    return 0;
+  }
+  if (!take_budget(t, n)) return 0;
   if (!owl_buf_append(&t->header_lines, ptr, n)) return 0;
   return n;
+}
+
+/* libcurl calls this about once a second while stall_timeout is set (the
+ * low-speed check below makes it revisit an idle transfer). Only after the
+ * first response byte: a non-streaming server may think for minutes. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+  owl_transfer *t = (owl_transfer *)ud;
+  (void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
+  if (t->last_byte_ms && owl_now_ms() - t->last_byte_ms >= t->stall_ms) {
+    t->stalled = 1;
+    return 1; /* CURLE_ABORTED_BY_CALLBACK */
+  }
+  return 0;
+}
+
+/* libcurl's own socket(), except that running out of descriptors is
+ * remembered: libcurl would only say "Couldn't connect to server". */
+static curl_socket_t on_opensocket(void *ud, curlsocktype purpose, struct curl_sockaddr *a) {
+  curl_socket_t s;
+  (void)purpose;
+  s = socket(a->family, a->socktype, a->protocol);
+  if (s == CURL_SOCKET_BAD && (errno == EMFILE || errno == ENFILE)) ((owl_transfer *)ud)->socket_errno = errno;
+  return s;
 }
 
 #if LIBCURL_VERSION_NUM >= 0x075000
@@ -133,7 +182,8 @@ owl_transfer *owl_transfer_check(lua_State *L, int idx) {
   return (owl_transfer *)luaL_checkudata(L, idx, OWL_TRANSFER_MT);
 }
 
-static const char *const spec_keys[] = {"url", "headers", "body", "timeout", "connect_timeout", "ca_file", "max_response_bytes", NULL};
+static const char *const spec_keys[] = {"url",     "headers",            "body",   "timeout",       "connect_timeout",
+                                        "ca_file", "max_response_bytes", "budget", "stall_timeout", NULL};
 
 static void check_spec_keys(lua_State *L, int spec_idx) {
   lua_pushnil(L);
@@ -151,8 +201,12 @@ static void check_spec_keys(lua_State *L, int spec_idx) {
   }
 }
 
+/* A spec field in seconds as whole ms, 0 when absent. The range is checked
+ * on the double, before any cast; 1e9 s in ms fits a 64-bit long, and a
+ * 32-bit one is capped (24 days). */
 static long opt_ms(lua_State *L, int spec_idx, const char *name) {
   lua_Number s;
+  double ms;
   lua_getfield(L, spec_idx, name);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
@@ -163,7 +217,15 @@ static long opt_ms(lua_State *L, int spec_idx, const char *name) {
   lua_pop(L, 1);
   if (!(s >= 0) || s > 1e9) luaL_error(L, "owl.core: spec.%s must be between 0 and 1e9 seconds", name);
   if (s > 0 && s < 0.001) return 1; /* a positive timeout never rounds to "none" */
-  return (long)(s * 1000.0 + 0.5);
+  ms = s * 1000.0 + 0.5;
+  return ms >= (double)LONG_MAX ? LONG_MAX : (long)ms;
+}
+
+/* A byte count from Lua as a size_t: an exact integer from 1 to 2^53 - 1
+ * (raises otherwise), capped where size_t is narrower. */
+static size_t check_bytes(lua_State *L, int idx, const char *what) {
+  double v = owl_checkint(L, idx, 1, OWL_MAX_EXACT, what);
+  return v >= (double)SIZE_MAX ? SIZE_MAX : (size_t)v;
 }
 
 /* Fills in a transfer from the spec table. headers: the shared list to use
@@ -172,7 +234,7 @@ static long opt_ms(lua_State *L, int spec_idx, const char *name) {
  * misuse; on success the transfer is ready for owl_loop_submit. */
 void owl_transfer_configure(lua_State *L, owl_transfer *t, int spec_idx, owl_headers *headers, int body_idx) {
   const char *url, *ca_file = NULL;
-  long timeout_ms, connect_ms;
+  long timeout_ms, connect_ms, stall_ms;
   CURL *e;
   char err[256];
   int top = lua_gettop(L);
@@ -189,16 +251,21 @@ void owl_transfer_configure(lua_State *L, owl_transfer *t, int spec_idx, owl_hea
   t->is_https = strncasecmp(url, "https://", 8) == 0;
   timeout_ms = opt_ms(L, spec_idx, "timeout");
   connect_ms = opt_ms(L, spec_idx, "connect_timeout");
+  stall_ms = opt_ms(L, spec_idx, "stall_timeout");
   lua_getfield(L, spec_idx, "ca_file");
   if (!lua_isnil(L, -1)) {
     if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "owl.core: spec.ca_file must be a string");
     ca_file = lua_tostring(L, -1);
   }
   lua_getfield(L, spec_idx, "max_response_bytes");
+  if (!lua_isnil(L, -1)) t->max_response = check_bytes(L, -1, "spec.max_response_bytes");
+  lua_pop(L, 1);
+  lua_getfield(L, spec_idx, "budget");
   if (!lua_isnil(L, -1)) {
-    lua_Number m = lua_tonumber(L, -1);
-    if (lua_type(L, -1) != LUA_TNUMBER || !(m >= 1)) luaL_error(L, "owl.core: spec.max_response_bytes must be a positive number");
-    t->max_response = m > 1e15 ? (size_t)1e15 : (size_t)m;
+    owl_budget **bp = (owl_budget **)owl_testudata(L, -1, OWL_BUDGET_MT);
+    if (bp == NULL) luaL_error(L, "owl.core: spec.budget must be a budget made by core.budget");
+    t->budget = *bp;
+    t->budget->refs++;
   }
   lua_pop(L, 1);
 
@@ -253,11 +320,63 @@ void owl_transfer_configure(lua_State *L, owl_transfer *t, int spec_idx, owl_hea
   curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
   curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)t);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
+  if (stall_ms > 0) {
+    t->stall_ms = stall_ms;
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, t);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    /* With a low-speed limit set, libcurl revisits the transfer every
+     * second (EXPIRE_SPEEDCHECK), so on_progress runs while nothing
+     * arrives. The time is a year: the limit itself never fires first. */
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 365L * 86400L);
+  }
 #if LIBCURL_VERSION_NUM >= 0x075000
   curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
   curl_easy_setopt(e, CURLOPT_PREREQDATA, t);
 #endif
   lua_settop(L, top); /* url and ca_file were copied by libcurl */
+}
+
+/* A failure owl can name better than libcurl: sets own_kind and writes
+ * the words into errbuf, which libcurl no longer uses. */
+static void explain(owl_transfer *t, CURLcode result) {
+  char *m = t->errbuf;
+  size_t n = sizeof t->errbuf;
+  if (t->too_large) {
+    t->own_kind = "protocol";
+    snprintf(m, n, "the response body is larger than max_response_bytes (%.0f bytes)", (double)t->max_response);
+  } else if (t->over_budget) {
+    t->own_kind = "protocol";
+    snprintf(m, n, "the responses of this run passed their budget of %.0f bytes (max_total_response_bytes)",
+             (double)t->budget->limit);
+  } else if (t->headers_too_large) {
+    t->own_kind = "protocol";
+    snprintf(m, n, "the response headers are larger than %u KiB", (unsigned)(OWL_MAX_HEADER_BYTES / 1024));
+  } else if (t->stalled) {
+    t->own_kind = "timeout";
+    snprintf(m, n, "no data from the server for %g s (stall_timeout)", (double)t->stall_ms / 1000.0);
+  } else if (t->socket_errno) {
+    struct rlimit rl;
+    t->own_kind = "connect";
+    if (t->socket_errno == ENFILE || getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+      snprintf(m, n, "out of file descriptors: %s; lower max_workers or raise the limit",
+               t->socket_errno == ENFILE ? "the system's file table is full" : "this process hit its limit (ulimit -n)");
+    else
+      snprintf(m, n, "out of file descriptors: this process may open %.0f (ulimit -n); lower max_workers or raise the limit",
+               (double)rl.rlim_cur);
+  } else if ((result == CURLE_OUT_OF_MEMORY
+#if LIBCURL_VERSION_NUM >= 0x080600
+              || result == CURLE_TOO_LARGE
+#endif
+              ) && t->last_byte_ms && t->response.len == 0) {
+    /* libcurl refuses one header line past its own limit (100 KB), and
+     * says "out of memory" before 8.6 */
+    t->own_kind = "protocol";
+    snprintf(m, n, "a response header line is larger than libcurl accepts (100 KB)");
+  }
 }
 
 /* The transfer has ended (or never started): keep the outcome, free what
@@ -277,9 +396,12 @@ void owl_transfer_finish(owl_transfer *t, CURLcode result) {
   }
   t->result = result;
   t->state = OWL_DONE;
+  if (result != CURLE_OK && !t->cancelled) explain(t, result);
   owl_buf_free(&t->body);
   owl_headers_release(t->headers);
   t->headers = NULL;
+  owl_budget_release(t->budget);
+  t->budget = NULL;
 }
 
 /* The kind of failure, or NULL when the exchange completed at the HTTP
@@ -295,10 +417,7 @@ const char *owl_transfer_failure(owl_transfer *t, const char **message) {
     *message = "the transfer has not finished";
     return "pending";
   }
-  if (t->too_large) {
-    *message = "the response body is larger than max_response_bytes";
-    return "protocol";
-  }
+  if (t->own_kind) return t->own_kind;
   switch (r) {
     case CURLE_OK:
       return NULL;
@@ -360,9 +479,21 @@ static int t_failure(lua_State *L) {
   return 2;
 }
 
+/* t:body([max_bytes]): the body, or only its first max_bytes bytes (a
+ * huge error body is quoted from a prefix without copying the rest). */
 static int t_body(lua_State *L) {
   owl_transfer *t = owl_transfer_check(L, 1);
-  lua_pushlstring(L, t->response.data ? t->response.data : "", t->response.len);
+  size_t n = t->response.len;
+  if (!lua_isnoneornil(L, 2)) {
+    double max = owl_checkint(L, 2, 0, OWL_MAX_EXACT, "t:body max_bytes");
+    if (max < (double)n) n = (size_t)max;
+  }
+  lua_pushlstring(L, t->response.data ? t->response.data : "", n);
+  return 1;
+}
+
+static int t_size(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)owl_transfer_check(L, 1)->response.len);
   return 1;
 }
 
@@ -480,6 +611,8 @@ static int t_gc(lua_State *L) {
   owl_buf_free(&t->header_lines);
   owl_headers_release(t->headers);
   t->headers = NULL;
+  owl_budget_release(t->budget);
+  t->budget = NULL;
   if (t->window && --t->window->refs == 0) free(t->window);
   t->window = NULL;
   return 0;
@@ -495,7 +628,7 @@ void owl_transfer_open(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"state", t_state},     {"status", t_status},   {"failure", t_failure}, {"body", t_body},
       {"json", t_json},       {"header", t_header},   {"headers", t_headers}, {"cancel", t_cancel},
-      {NULL, NULL}};
+      {"size", t_size},       {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", t_gc}, {"__tostring", t_tostring}, {NULL, NULL}};
   owl_newclass(L, OWL_TRANSFER_MT, methods, meta);
 }
