@@ -27,6 +27,7 @@ typedef struct dec {
   lua_State *L;
   cursor start, end;
   int max_depth;
+  owl_json_levels lv; /* one level per open array or object */
   int array_mt;     /* absolute stack index of the array metatable */
   int scratch_slot; /* absolute stack index holding nil, then the scratch userdata */
   owl_buf *scratch; /* NULL until first needed */
@@ -36,8 +37,9 @@ typedef struct dec {
 
 #define IS_DIGIT(c) ((unsigned)((c) - '0') < 10u)
 
-/* 1 for the bytes that end the fast scan of a string: the closing quote, a
- * backslash, and the control characters, which RFC 8259 forbids raw. */
+/* 1 for the ASCII bytes that end the fast scan of a string: the closing
+ * quote, a backslash, and the control characters, which RFC 8259 forbids
+ * raw. Bytes from 0x80 are checked as UTF-8 apart. */
 static const unsigned char str_stop[256] = {
   1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
   1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
@@ -109,13 +111,33 @@ static int hex4(cursor p) {
   return v;
 }
 
+/* Advances over the bytes a string holds as they are: ASCII but '"', '\\'
+ * and controls, and well-formed UTF-8 (RFC 3629: no overlongs, surrogates
+ * or code points past U+10FFFF). Stops at anything else; *bad is set when
+ * that is malformed UTF-8. */
+static cursor scan_plain(cursor p, cursor end, int *bad) {
+  for (;;) {
+    size_t len, subpart;
+    while (end - p >= 8 && !owl_json_special8(p) && !owl_json_high8(p)) p += 8;
+    while (p < end && *p < 0x80 && !str_stop[*p]) p++;
+    if (p >= end || *p < 0x80) return p;
+    if ((len = owl_utf8_char(p, end, &subpart)) == 0) {
+      *bad = 1;
+      return p;
+    }
+    p += len;
+  }
+}
+
 /* The string has escapes: decode it into the scratch buffer. run is the
  * start of its content, p the first byte the fast scan stopped at. */
 static cursor dec_string_escaped(dec *d, cursor open, cursor run, cursor p) {
   cursor end = d->end;
   owl_buf *b;
-  /* the fast scan stopped at the end, a control character or a backslash */
+  int bad = 0;
+  /* the scan stopped at the end, a control character, a backslash or bad UTF-8 */
   if (p >= end) return dec_fail(d, open, "json: unterminated string starting");
+  if (*p >= 0x80) return dec_fail(d, p, "json: invalid UTF-8 in string");
   if (*p < 0x20) return dec_fail(d, p, "json: control character 0x%02X in string", *p);
   if ((b = dec_scratch(d)) == NULL) return dec_fail(d, p, "json: Lua stack exhausted");
   for (;;) {
@@ -170,8 +192,9 @@ static cursor dec_string_escaped(dec *d, cursor open, cursor run, cursor p) {
     }
     b->len = (size_t)(w - b->data);
     p += 2;
-    for (run = p; end - p >= 8 && !owl_json_special8(p); p += 8) continue;
-    while (p < end && !str_stop[*p]) p++;
+    run = p;
+    p = scan_plain(p, end, &bad);
+    if (bad) return dec_fail(d, p, "json: invalid UTF-8 in string");
     if (p >= end) return dec_fail(d, open, "json: unterminated string starting");
     if (*p == '"') break;
     if (*p < 0x20) return dec_fail(d, p, "json: control character 0x%02X in string", *p);
@@ -185,8 +208,8 @@ static cursor dec_string_escaped(dec *d, cursor open, cursor run, cursor p) {
  * pushed straight from the input. */
 static cursor dec_string(dec *d, cursor p) {
   cursor open = p, run = p + 1, end = d->end;
-  for (p = run; end - p >= 8 && !owl_json_special8(p); p += 8) continue;
-  while (p < end && !str_stop[*p]) p++;
+  int bad = 0;
+  p = scan_plain(run, end, &bad);
   if (p < end && *p == '"') {
     lua_pushlstring(d->L, (const char *)run, (size_t)(p - run));
     return p + 1;
@@ -318,7 +341,6 @@ static cursor dec_number(dec *d, cursor p) {
 
 /* --- structure --------------------------------------------------------- */
 
-static cursor dec_value(dec *d, cursor p, int depth);
 
 static cursor dec_literal(dec *d, cursor p, const char *word, size_t n) {
   size_t i;
@@ -327,70 +349,12 @@ static cursor dec_literal(dec *d, cursor p, const char *word, size_t n) {
   return p + n;
 }
 
-/* depth counts the containers open, this one included. Each level keeps
- * the table, a key and a value on the Lua stack. */
-static cursor dec_array(dec *d, cursor p, int depth) {
-  lua_State *L = d->L;
-  cursor end = d->end;
-  int n = 0;
-  if (depth > d->max_depth) return dec_fail(d, p, "json: nesting deeper than %d", d->max_depth);
-  if (!lua_checkstack(L, 3)) return dec_fail(d, p, "json: Lua stack exhausted at nesting depth %d", depth);
-  lua_newtable(L);
-  lua_pushvalue(L, d->array_mt);
-  lua_setmetatable(L, -2);
-  p = skip_ws(p + 1, end);
-  if (p < end && *p == ']') return p + 1;
-  for (;;) {
-    if ((p = dec_value(d, p, depth)) == NULL) return NULL;
-    lua_rawseti(L, -2, ++n);
-    p = skip_ws(p, end);
-    if (p < end && *p == ',') {
-      p = skip_ws(p + 1, end);
-    } else if (p < end && *p == ']') {
-      return p + 1;
-    } else {
-      return unexpected(d, p);
-    }
-  }
-}
-
-static cursor dec_object(dec *d, cursor p, int depth) {
-  lua_State *L = d->L;
-  cursor end = d->end;
-  if (depth > d->max_depth) return dec_fail(d, p, "json: nesting deeper than %d", d->max_depth);
-  if (!lua_checkstack(L, 3)) return dec_fail(d, p, "json: Lua stack exhausted at nesting depth %d", depth);
-  lua_newtable(L);
-  p = skip_ws(p + 1, end);
-  if (p < end && *p == '}') return p + 1;
-  for (;;) {
-    if (p >= end || *p != '"') return unexpected(d, p);
-    if ((p = dec_string(d, p)) == NULL) return NULL;
-    p = skip_ws(p, end);
-    if (p >= end || *p != ':') return unexpected(d, p);
-    p = skip_ws(p + 1, end);
-    if ((p = dec_value(d, p, depth)) == NULL) return NULL;
-    lua_rawset(L, -3); /* a repeated key: the last one wins */
-    p = skip_ws(p, end);
-    if (p < end && *p == ',') {
-      p = skip_ws(p + 1, end);
-    } else if (p < end && *p == '}') {
-      return p + 1;
-    } else {
-      return unexpected(d, p);
-    }
-  }
-}
-
-/* p is at the first byte of the value (whitespace skipped). */
-static cursor dec_value(dec *d, cursor p, int depth) {
+/* A scalar: p is at its first byte (whitespace skipped). */
+static cursor dec_scalar(dec *d, cursor p) {
   if (p >= d->end) return unexpected(d, p);
   switch (*p) {
   case '"':
     return dec_string(d, p);
-  case '{':
-    return dec_object(d, p, depth + 1);
-  case '[':
-    return dec_array(d, p, depth + 1);
   case 't':
     if ((p = dec_literal(d, p, "true", 4)) != NULL) lua_pushboolean(d->L, 1);
     return p;
@@ -406,8 +370,85 @@ static cursor dec_value(dec *d, cursor p, int depth) {
   }
 }
 
+/* An object member's key and colon: pushes the key, returns the position
+ * of its value. */
+static cursor dec_key(dec *d, cursor p) {
+  cursor end = d->end;
+  if (p >= end || *p != '"') return unexpected(d, p);
+  if ((p = dec_string(d, p)) == NULL) return NULL;
+  p = skip_ws(p, end);
+  if (p >= end || *p != ':') return unexpected(d, p);
+  return skip_ws(p + 1, end);
+}
+
+/* An open array or object: its table is on the Lua stack, with an
+ * object's pending key above it. */
+typedef struct dlevel {
+  int is_object;
+  int n; /* an array's items so far */
+} dlevel;
+
+/*
+ * The value at p, without recursion: a level per open container in d->lv,
+ * their tables on the Lua stack. Each value parsed is stored into the
+ * innermost level; a closed container is itself such a value.
+ */
+static cursor dec_root(dec *d, cursor p) {
+  lua_State *L = d->L;
+  cursor end = d->end;
+  int depth = 0;
+  dlevel *l;
+  for (;;) {
+    if (p < end && (*p == '[' || *p == '{')) {
+      int is_object = *p == '{';
+      if (depth >= d->max_depth) return dec_fail(d, p, "json: nesting deeper than %d", d->max_depth);
+      /* a level keeps its table, a key and a value on the Lua stack */
+      if (!lua_checkstack(L, 3)) return dec_fail(d, p, "json: Lua stack exhausted at nesting depth %d", depth + 1);
+      if ((l = (dlevel *)owl_json_level(&d->lv, depth + 1)) == NULL) return dec_fail(d, p, "json: out of memory");
+      depth++;
+      l->is_object = is_object;
+      l->n = 0;
+      lua_newtable(L);
+      if (!is_object) {
+        lua_pushvalue(L, d->array_mt);
+        lua_setmetatable(L, -2);
+      }
+      p = skip_ws(p + 1, end);
+      if (p < end && *p == (is_object ? '}' : ']')) {
+        p++;
+        depth--;
+      } else {
+        if (is_object && (p = dec_key(d, p)) == NULL) return NULL;
+        continue;
+      }
+    } else if ((p = dec_scalar(d, p)) == NULL) {
+      return NULL;
+    }
+    /* a value is on the stack: store it, then close what it completes */
+    for (;;) {
+      if (depth == 0) return p;
+      l = (dlevel *)owl_json_level(&d->lv, depth);
+      if (l->is_object) lua_rawset(L, -3); /* a repeated key: the last one wins */
+      else lua_rawseti(L, -2, ++l->n);
+      p = skip_ws(p, end);
+      if (p < end && *p == ',') {
+        p = skip_ws(p + 1, end);
+        if (l->is_object && (p = dec_key(d, p)) == NULL) return NULL;
+        break;
+      }
+      if (p < end && *p == (l->is_object ? '}' : ']')) {
+        p++;
+        depth--;
+        continue;
+      }
+      return unexpected(d, p);
+    }
+  }
+}
+
 int owl_json_decode(lua_State *L, const char *s, size_t len, int max_depth, char *err, size_t errlen) {
   dec d;
+  dlevel local[OWL_JSON_LOCAL_LEVELS];
   int top = lua_gettop(L);
   cursor p;
   if (s == NULL) s = "";
@@ -419,7 +460,7 @@ int owl_json_decode(lua_State *L, const char *s, size_t len, int max_depth, char
   d.err = err;
   d.errlen = err ? errlen : 0;
   if (d.errlen) err[0] = '\0';
-  if (!lua_checkstack(L, 4)) {
+  if (!lua_checkstack(L, 5)) {
     dec_fail(&d, d.start, "json: Lua stack exhausted");
     return 0;
   }
@@ -427,9 +468,16 @@ int owl_json_decode(lua_State *L, const char *s, size_t len, int max_depth, char
   d.array_mt = lua_gettop(L);
   lua_pushnil(L);
   d.scratch_slot = lua_gettop(L);
-  p = dec_value(&d, skip_ws(d.start, d.end), 0);
+  lua_pushnil(L);
+  d.lv.L = L;
+  d.lv.base = (char *)local;
+  d.lv.size = sizeof local[0];
+  d.lv.cap = OWL_JSON_LOCAL_LEVELS;
+  d.lv.slot = lua_gettop(L);
+  p = dec_root(&d, skip_ws(d.start, d.end));
   if (p != NULL && (p = skip_ws(p, d.end)) < d.end) p = unexpected(&d, p); /* trailing garbage */
   if (d.scratch) owl_buf_free(d.scratch);
+  if (d.lv.heap) owl_buf_free(d.lv.heap);
   if (p == NULL) {
     lua_settop(L, top);
     return 0;
@@ -441,8 +489,8 @@ int owl_json_decode(lua_State *L, const char *s, size_t len, int max_depth, char
 
 int owl_json_decode_lua(lua_State *L) {
   owl_json_opt opts[] = {
-    {"max_depth", 1, OWL_JSON_DEPTH_CEILING, OWL_JSON_MAX_DEPTH},
-    {"max_bytes", 0, 9007199254740992.0, OWL_JSON_MAX_BYTES},
+    {"max_depth", 1, OWL_JSON_DEPTH_CEILING, OWL_JSON_MAX_DEPTH, NULL},
+    {"max_bytes", 0, 9007199254740992.0, OWL_JSON_MAX_BYTES, NULL},
   };
   char err[256];
   size_t len;

@@ -26,18 +26,44 @@ typedef struct enc {
   owl_buf *out;
   int array_mt, rope_mt; /* absolute stack indices of the two metatables */
   int max_depth;
+  int replace;           /* invalid UTF-8 becomes U+FFFD instead of an error */
   char *err;
   size_t errlen;
-  /* Where a failure happened ("$.messages[2].content"), built while the
-   * recursion unwinds: each level prepends its key, so the path costs
-   * nothing unless something fails. */
-  char path[160];
-  size_t pathlen;
-  int path_cut;
+  owl_json_levels lv;    /* one level per open array or object */
+  int depth;             /* levels open */
+  /* On failure: whether it concerns the value being written inside the
+   * innermost level (its key belongs in the path) or that level itself (a
+   * bad key: the path ends at the level). */
+  int in_value;
+  int utf8;              /* the failure is invalid UTF-8: always give a path */
 } enc;
 
+/* A level: an array (i: the index being written, n: its length), a plain
+ * object, or an ordered one (i: the listed key being written, n: the list's
+ * length; phase 1 once the listed keys are done). Its table is at stack
+ * slot tbl; an ordered object's key list at tbl + 1; the key being written
+ * at key_slot(). */
+enum { LV_ARRAY, LV_OBJECT, LV_ORDERED };
+
+typedef struct level {
+  int kind, tbl, first, phase;
+  long i, n;
+} level;
+
+static int key_slot(const level *l) { return l->kind == LV_ORDERED ? l->tbl + 2 : l->tbl + 1; }
+
+/* The UTF-8 check of one string across its pieces (a rope's pieces may
+ * split a character): the bytes of a character begun but not finished. */
+typedef struct u8 {
+  unsigned char pend[4];
+  int npend, need;
+  unsigned lo, hi;
+  size_t base; /* bytes of the string before the current piece */
+  const char *what;
+} u8;
+
 /* 0: the byte is copied as is; otherwise the letter after the backslash,
- * 'u' meaning \u00XX. Bytes >= 0x80 pass through: UTF-8 stays UTF-8. */
+ * 'u' meaning \u00XX. Bytes >= 0x80 are checked as UTF-8 apart. */
 static const char esc_letter[256] = {
   'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',
   'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
@@ -66,43 +92,101 @@ static inline int put(enc *e, const char *s, size_t n) {
   return 1;
 }
 
+/* The st->npend bytes before absolute offset pos are a maximal invalid
+ * subpart: U+FFFD (room for it was reserved) or the error. */
+static int bad_utf8(enc *e, u8 *st, size_t pos) {
+  size_t at = pos - (size_t)st->npend + 1;
+  st->npend = 0;
+  if (e->replace) {
+    owl_buf *b = e->out;
+    memcpy(b->data + b->len, "\xEF\xBF\xBD", 3);
+    b->len += 3;
+    return 1;
+  }
+  e->utf8 = 1;
+  return enc_fail(e, "json: invalid UTF-8 at byte %lu of the %s", (unsigned long)at, st->what);
+}
+
 /*
- * Appends s escaped, without quotes. Room for s as is plus a closing quote is
- * reserved up front; an escape (up to 6 bytes for 1) tops that up. So the
- * loop copies runs of plain bytes with memcpy and checks capacity only at
- * escapes, and the invariant "room for the rest of s and a quote" holds.
+ * Appends a piece of a string escaped, without quotes. Room for the piece
+ * as is plus a closing quote is reserved up front; anything but a run of
+ * plain ASCII (an escape, a UTF-8 character, a U+FFFD) tops that up. So
+ * plain runs are copied with memcpy, 8 bytes are tested at a time, and the
+ * invariant "room for the rest of the piece and a quote" holds.
  */
-static int put_escaped(enc *e, const char *s, size_t n) {
+static int put_escaped(enc *e, u8 *st, const char *s, size_t n) {
   owl_buf *b = e->out;
-  const unsigned char *p = (const unsigned char *)s, *end = p + n;
+  const unsigned char *p = (const unsigned char *)s, *end = p + n, *start = p;
   if (!owl_buf_reserve(b, n + 1)) return enc_oom(e);
   while (p < end) {
-    const unsigned char *run = p;
-    char c;
-    while (end - p >= 8 && !owl_json_special8(p)) p += 8;
-    while (p < end && !esc_letter[*p]) p++;
-    if (p > run) {
-      memcpy(b->data + b->len, run, (size_t)(p - run));
-      b->len += (size_t)(p - run);
+    unsigned c;
+    if (st->npend == 0) {
+      const unsigned char *run = p;
+      while (end - p >= 8 && !owl_json_special8(p) && !owl_json_high8(p)) p += 8;
+      while (p < end && *p < 0x80 && !esc_letter[*p]) p++;
+      if (p > run) {
+        memcpy(b->data + b->len, run, (size_t)(p - run));
+        b->len += (size_t)(p - run);
+      }
+      if (p == end) break;
     }
-    if (p == end) break;
-    if (b->cap - b->len < (size_t)(end - p) + 7 && !owl_buf_reserve(b, (size_t)(end - p) + 6)) return enc_oom(e);
-    c = esc_letter[*p];
-    b->data[b->len++] = '\\';
-    b->data[b->len++] = c;
-    if (c == 'u') {
-      b->data[b->len++] = '0';
-      b->data[b->len++] = '0';
-      b->data[b->len++] = hex_digit[*p >> 4];
-      b->data[b->len++] = hex_digit[*p & 15];
+    if (b->cap - b->len < (size_t)(end - p) + 8 && !owl_buf_reserve(b, (size_t)(end - p) + 8)) return enc_oom(e);
+    c = *p;
+    if (st->npend > 0) { /* inside a character */
+      if (c < st->lo || c > st->hi) {
+        if (!bad_utf8(e, st, st->base + (size_t)(p - start))) return 0;
+        continue; /* c may start the next character */
+      }
+      st->pend[st->npend++] = (unsigned char)c;
+      st->lo = 0x80;
+      st->hi = 0xBF;
+      if (--st->need == 0) {
+        memcpy(b->data + b->len, st->pend, (size_t)st->npend);
+        b->len += (size_t)st->npend;
+        st->npend = 0;
+      }
+    } else if (c < 0x80) {
+      char l = esc_letter[c];
+      b->data[b->len++] = '\\';
+      b->data[b->len++] = l;
+      if (l == 'u') {
+        b->data[b->len++] = '0';
+        b->data[b->len++] = '0';
+        b->data[b->len++] = hex_digit[c >> 4];
+        b->data[b->len++] = hex_digit[c & 15];
+      }
+    } else if (owl_utf8_lead(c, &st->need, &st->lo, &st->hi)) {
+      st->pend[0] = (unsigned char)c;
+      st->npend = 1;
+    } else {
+      st->npend = 1;
+      if (!bad_utf8(e, st, st->base + (size_t)(p - start) + 1)) return 0;
     }
     p++;
   }
+  st->base += n;
   return 1;
 }
 
-static int put_quoted(enc *e, const char *s, size_t n) {
-  return put(e, "\"", 1) && put_escaped(e, s, n) && put(e, "\"", 1);
+/* Ends a string: a character left unfinished is invalid. */
+static int end_string(enc *e, u8 *st) {
+  if (st->npend > 0) {
+    if (!put(e, "\xEF\xBF\xBD\"", 4)) return 0; /* reserves the room bad_utf8 writes into */
+    e->out->len -= 4;
+    if (!bad_utf8(e, st, st->base)) return 0;
+  }
+  return put(e, "\"", 1);
+}
+
+static void u8_init(u8 *st, const char *what) {
+  memset(st, 0, sizeof *st);
+  st->what = what;
+}
+
+static int put_quoted(enc *e, const char *s, size_t n, const char *what) {
+  u8 st;
+  u8_init(&st, what);
+  return put(e, "\"", 1) && put_escaped(e, &st, s, n) && end_string(e, &st);
 }
 
 /* Digits of u written backwards ending at end; returns the first digit.
@@ -205,45 +289,58 @@ static int enc_number(enc *e, int idx) {
 
 /* --- error paths ------------------------------------------------------- */
 
-static void path_prepend(enc *e, const char *seg, size_t n) {
-  size_t keep = e->pathlen, room = sizeof e->path - 1;
-  if (n > room) n = room;
-  if (n + keep > room) { /* keep the outer segments: they say where to look */
-    keep = room - n;
-    e->path_cut = 1;
-  }
-  memmove(e->path + n, e->path, keep);
-  memcpy(e->path, seg, n);
-  e->pathlen = n + keep;
-  e->path[e->pathlen] = '\0';
+/* Appends a segment to the path in buf; returns 0 once it is full. */
+static int path_add(char *buf, size_t size, size_t *len, const char *seg) {
+  size_t n = strlen(seg);
+  if (*len + n >= size) return 0;
+  memcpy(buf + *len, seg, n + 1);
+  *len += n;
+  return 1;
 }
 
-static void path_key(enc *e, int key) {
-  char seg[80];
-  size_t n;
-  const char *k = lua_tolstring(e->L, key, &n), *p;
+/* ".name" for a plain identifier, ["odd key"] otherwise. Bytes that are
+ * not printable ASCII (invalid UTF-8 among them) are not copied raw. */
+static void key_segment(lua_State *L, int key, char *seg, size_t size) {
+  size_t n, i, w = 0;
+  const char *k = lua_tolstring(L, key, &n);
+  char shown[48];
   int ident = n > 0 && n <= 40 && !(k[0] >= '0' && k[0] <= '9');
-  for (p = k; ident && p < k + n; p++)
-    ident = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_';
-  if (ident)
-    snprintf(seg, sizeof seg, ".%s", k);
-  else
-    snprintf(seg, sizeof seg, "[\"%.40s%s\"]", k, n > 40 ? "..." : "");
-  path_prepend(e, seg, strlen(seg));
+  for (i = 0; ident && i < n; i++)
+    ident = (k[i] >= 'a' && k[i] <= 'z') || (k[i] >= 'A' && k[i] <= 'Z') || (k[i] >= '0' && k[i] <= '9') || k[i] == '_';
+  if (ident) {
+    snprintf(seg, size, ".%s", k);
+    return;
+  }
+  for (i = 0; i < n && w < 40; i++) shown[w++] = (k[i] >= 0x20 && k[i] < 0x7f && k[i] != '"') ? k[i] : '?';
+  shown[w] = '\0';
+  snprintf(seg, size, "[\"%s%s\"]", shown, n > 40 ? "..." : "");
 }
 
-static void path_index(enc *e, int i) {
-  char seg[24];
-  snprintf(seg, sizeof seg, "[%d]", i);
-  path_prepend(e, seg, strlen(seg));
+/* " at $.messages[2].content": the key or index of every level down to the
+ * failure, from the outside in. */
+static void append_path(enc *e) {
+  char path[160], seg[64];
+  size_t len = 0, used;
+  int d, last = e->in_value ? e->depth : e->depth - 1, cut = 0;
+  path[0] = '\0';
+  for (d = 1; d <= last && !cut; d++) {
+    level *l = (level *)owl_json_level(&e->lv, d);
+    if (l->kind == LV_ARRAY) snprintf(seg, sizeof seg, "[%ld]", l->i);
+    else key_segment(e->L, key_slot(l), seg, sizeof seg);
+    cut = !path_add(path, sizeof path, &len, seg);
+  }
+  if (len == 0 && !e->utf8) return;
+  used = strlen(e->err);
+  snprintf(e->err + used, e->errlen - used, " at $%s%s", path, cut ? "..." : "");
 }
 
 /* A table key for an error message: "name", 3, 1.5, or its type. */
 static void describe_key(lua_State *L, int idx, char *buf, size_t size) {
   if (lua_type(L, idx) == LUA_TSTRING) {
-    size_t n;
-    const char *k = lua_tolstring(L, idx, &n);
-    snprintf(buf, size, "\"%.40s%s\"", k, n > 40 ? "..." : "");
+    char seg[64];
+    key_segment(L, idx, seg, sizeof seg);
+    if (seg[0] == '.') snprintf(buf, size, "\"%s\"", seg + 1);
+    else snprintf(buf, size, "%.*s", (int)strlen(seg) - 2, seg + 1);
   } else if (lua_type(L, idx) == LUA_TNUMBER) {
     char num[64];
     size_t n;
@@ -261,8 +358,6 @@ static void describe_key(lua_State *L, int idx, char *buf, size_t size) {
 
 /* --- tables ------------------------------------------------------------ */
 
-static int enc_value(enc *e, int idx, int depth);
-
 /* A positive integer key (as a number, exact below 2^53)? */
 static int key_index(lua_State *L, int idx, double *k) {
   if (lua_type(L, idx) != LUA_TNUMBER) return 0;
@@ -277,9 +372,11 @@ static int key_index(lua_State *L, int idx, double *k) {
   return 1;
 }
 
-/* Counts a plain table's keys, which must be exactly 1..n; returns -1 with
- * the error set otherwise. */
-static long array_count(enc *e, int idx) {
+/* Counts the keys of the table at idx, which must be exactly 1..n; returns
+ * -1 with the error set otherwise. marked: "json.array" or "json.rope" for
+ * a table so marked (where any other key would be silently dropped), NULL
+ * for a plain table. */
+static long array_count(enc *e, int idx, const char *marked) {
   lua_State *L = e->L;
   char key[80];
   double k, max = 0;
@@ -288,8 +385,12 @@ static long array_count(enc *e, int idx) {
   while (lua_next(L, idx)) {
     lua_pop(L, 1);
     if (!key_index(L, -1, &k)) {
+      int is_string = lua_type(L, -1) == LUA_TSTRING;
       describe_key(L, -1, key, sizeof key);
-      if (lua_type(L, -1) == LUA_TSTRING)
+      lua_pop(L, 1);
+      if (marked)
+        return enc_fail(e, "json: cannot encode a %s with key %s (its keys must be exactly 1..n)", marked, key), -1;
+      if (is_string)
         return enc_fail(e, "json: cannot encode a table with mixed keys (key %s beside array indices)", key), -1;
       return enc_fail(e, "json: cannot encode a table with key %s (keys must be all strings, or exactly 1..n)", key), -1;
     }
@@ -303,168 +404,95 @@ static long array_count(enc *e, int idx) {
       if (key_index(L, -1, &k) && k > (double)n) break;
     }
     describe_key(L, -1, key, sizeof key);
-    return enc_fail(e, "json: cannot encode a table with sparse keys (key %s, but %ld entries: keys must be exactly 1..n)", key, n), -1;
+    lua_pop(L, 1);
+    return enc_fail(e, "json: cannot encode a %s with sparse keys (key %s, but %ld entries: keys must be exactly 1..n)",
+                    marked ? marked : "table", key, n), -1;
   }
   if (n > 0x7fffffffL) return enc_fail(e, "json: array too long"), -1;
   return n;
-}
-
-static int enc_array(enc *e, int idx, long n, int depth) {
-  lua_State *L = e->L;
-  int i;
-  if (!put(e, "[", 1)) return 0;
-  for (i = 1; i <= (int)n; i++) {
-    if (i > 1 && !put(e, ",", 1)) return 0;
-    lua_rawgeti(L, idx, i);
-    if (!enc_value(e, lua_gettop(L), depth)) {
-      path_index(e, i);
-      return 0;
-    }
-    lua_pop(L, 1);
-  }
-  return put(e, "]", 1);
-}
-
-/* The first key (a string) and its value are already on the stack: the
- * caller read them to tell an object from an array. */
-static int enc_object(enc *e, int idx, int depth) {
-  lua_State *L = e->L;
-  int first = 1;
-  if (!put(e, "{", 1)) return 0;
-  do {
-    int value = lua_gettop(L);
-    size_t kn;
-    const char *k;
-    if (lua_type(L, value - 1) != LUA_TSTRING) {
-      char key[80];
-      describe_key(L, value - 1, key, sizeof key);
-      if (lua_type(L, value - 1) == LUA_TNUMBER)
-        return enc_fail(e, "json: cannot encode a table with mixed keys (key %s beside string keys)", key);
-      return enc_fail(e, "json: cannot encode a table with key %s (keys must be all strings, or exactly 1..n)", key);
-    }
-    k = lua_tolstring(L, value - 1, &kn);
-    if (!first && !put(e, ",", 1)) return 0;
-    first = 0;
-    if (!put_quoted(e, k, kn) || !put(e, ":", 1)) return 0;
-    if (!enc_value(e, value, depth)) {
-      path_key(e, value - 1);
-      return 0;
-    }
-    lua_pop(L, 1);
-  } while (lua_next(L, idx));
-  return put(e, "}", 1);
-}
-
-static int put_member(enc *e, int key, int value, int first, int depth) {
-  size_t kn;
-  const char *k = lua_tolstring(e->L, key, &kn);
-  if (!first && !put(e, ",", 1)) return 0;
-  if (!put_quoted(e, k, kn) || !put(e, ":", 1)) return 0;
-  if (!enc_value(e, value, depth)) {
-    path_key(e, key);
-    return 0;
-  }
-  return 1;
-}
-
-/* An object marked by json.object(t, keys): the listed keys first, in
- * their order, then any others. Key order is meaning for an LLM: a
- * structured-output model writes properties in schema order, so the
- * objective comes before the subtasks it explains. order: the stack index
- * of the key list. */
-static int enc_ordered(enc *e, int idx, int order, int depth) {
-  lua_State *L = e->L;
-  size_t n = owl_rawlen(L, order), i;
-  int first = 1;
-  if (!lua_checkstack(L, 4)) return enc_fail(e, "json: Lua stack exhausted at nesting depth %d", depth);
-  if (!put(e, "{", 1)) return 0;
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, order, (int)i);
-    if (lua_type(L, -1) != LUA_TSTRING) return enc_fail(e, "json: key order entry %d is not a string", (int)i);
-    lua_pushvalue(L, -1);
-    lua_rawget(L, idx);
-    if (!lua_isnil(L, -1)) {
-      if (!put_member(e, lua_gettop(L) - 1, lua_gettop(L), first, depth)) return 0;
-      first = 0;
-    }
-    lua_pop(L, 2);
-  }
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    int listed = 0;
-    if (lua_type(L, -2) != LUA_TSTRING) {
-      char key[80];
-      describe_key(L, lua_gettop(L) - 1, key, sizeof key);
-      return enc_fail(e, "json: cannot encode an ordered object with key %s (keys must be strings)", key);
-    }
-    for (i = 1; i <= n && !listed; i++) {
-      lua_rawgeti(L, order, (int)i);
-      listed = lua_rawequal(L, -1, -3);
-      lua_pop(L, 1);
-    }
-    if (!listed) {
-      if (!put_member(e, lua_gettop(L) - 1, lua_gettop(L), first, depth)) return 0;
-      first = 0;
-    }
-    lua_pop(L, 1);
-  }
-  return put(e, "}", 1);
 }
 
 /* A rope is one JSON string: its pieces are escaped one after the other
  * straight from the Lua strings, so no joined copy is ever made. */
 static int enc_rope(enc *e, int idx) {
   lua_State *L = e->L;
-  size_t n = owl_rawlen(L, idx), i, len;
+  long n = array_count(e, idx, "json.rope"), i;
+  size_t len;
   const char *s;
-  if (n > 0x7fffffff) return enc_fail(e, "json: rope too long");
+  u8 st;
+  if (n < 0) return 0;
+  u8_init(&st, "string");
   if (!put(e, "\"", 1)) return 0;
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, idx, (int)i);
     if (lua_type(L, -1) != LUA_TSTRING)
       return enc_fail(e, "json: rope piece %d is a %s, not a string", (int)i, luaL_typename(L, -1));
     s = lua_tolstring(L, -1, &len);
-    if (!put_escaped(e, s, len)) return 0;
+    if (!put_escaped(e, &st, s, len)) return 0;
     lua_pop(L, 1);
   }
-  return put(e, "\"", 1);
+  return end_string(e, &st);
 }
 
-static int enc_table(enc *e, int idx, int depth) {
+/* Opens a level for the table at the top of the stack (the level owns
+ * that slot), or writes it whole when it is empty or a rope. Returns 0 on
+ * failure, 1 when the table is written, 2 when a level was opened. */
+static int open_table(enc *e) {
   lua_State *L = e->L;
-  long n;
-  if (depth > e->max_depth) return enc_fail(e, "json: nesting deeper than %d (a cycle?)", e->max_depth);
-  /* a level holds a key and a value, plus a metatable for a moment */
-  if (!lua_checkstack(L, 3)) return enc_fail(e, "json: Lua stack exhausted at nesting depth %d", depth);
-  if (lua_getmetatable(L, idx)) {
-    int kind = lua_rawequal(L, -1, e->array_mt) ? 1 : lua_rawequal(L, -1, e->rope_mt) ? 2 : 0;
-    lua_pop(L, 1);
-    if (kind == 1) {
-      size_t len = owl_rawlen(L, idx);
-      if (len > 0x7fffffff) return enc_fail(e, "json: array too long");
-      return enc_array(e, idx, (long)len, depth);
+  int tbl = lua_gettop(L), kind = LV_OBJECT;
+  long n = 0;
+  level *l;
+  if (e->depth + 1 > e->max_depth) return enc_fail(e, "json: nesting deeper than %d (a cycle?)", e->max_depth);
+  /* a level holds its table, a key list, a key and a value */
+  if (!lua_checkstack(L, 5)) return enc_fail(e, "json: Lua stack exhausted at nesting depth %d", e->depth + 1);
+  if (lua_getmetatable(L, tbl)) {
+    if (lua_rawequal(L, -1, e->array_mt)) {
+      lua_pop(L, 1);
+      if ((n = array_count(e, tbl, "json.array")) < 0) return 0;
+      kind = LV_ARRAY;
+    } else if (lua_rawequal(L, -1, e->rope_mt)) {
+      lua_pop(L, 1);
+      return enc_rope(e, tbl);
+    } else {
+      lua_pushliteral(L, "__jsonorder");
+      lua_rawget(L, -2);
+      lua_remove(L, -2);
+      if (lua_istable(L, -1)) {
+        kind = LV_ORDERED;
+        n = (long)owl_rawlen(L, -1);
+      } else {
+        lua_pop(L, 1);
+      }
     }
-    if (kind == 2) return enc_rope(e, idx);
-    lua_getmetatable(L, idx);
-    lua_pushliteral(L, "__jsonorder");
-    lua_rawget(L, -2);
-    if (lua_istable(L, -1)) {
-      int ok = enc_ordered(e, idx, lua_gettop(L), depth);
-      if (ok) lua_pop(L, 2);
-      return ok;
-    }
+  }
+  if (kind == LV_OBJECT) { /* a plain table: its first key tells an object from an array */
+    int string_key;
+    lua_pushnil(L);
+    if (!lua_next(L, tbl)) return put(e, "{}", 2);
+    string_key = lua_type(L, -2) == LUA_TSTRING;
     lua_pop(L, 2);
+    if (!string_key) {
+      if ((n = array_count(e, tbl, NULL)) < 0) return 0;
+      kind = LV_ARRAY;
+    }
   }
-  lua_pushnil(L);
-  if (!lua_next(L, idx)) return put(e, "{}", 2);
-  if (lua_type(L, -2) == LUA_TSTRING) return enc_object(e, idx, depth);
-  lua_pop(L, 2);
-  if ((n = array_count(e, idx)) < 0) return 0;
-  return enc_array(e, idx, n, depth);
+  if ((l = (level *)owl_json_level(&e->lv, e->depth + 1)) == NULL) return enc_oom(e);
+  e->depth++;
+  l->kind = kind;
+  l->tbl = tbl;
+  l->first = 1;
+  l->phase = 0;
+  l->i = 0;
+  l->n = n;
+  if (kind != LV_ARRAY) lua_pushnil(L); /* the key slot */
+  return put(e, kind == LV_ARRAY ? "[" : "{", 1) ? 2 : 0;
 }
 
-static int enc_value(enc *e, int idx, int depth) {
+/* Writes the value at the top of the stack, or opens a level for it.
+ * Returns as open_table does. */
+static int enc_item(enc *e) {
   lua_State *L = e->L;
+  int idx = lua_gettop(L);
   switch (lua_type(L, idx)) {
   case LUA_TNIL:
     return put(e, "null", 4);
@@ -475,10 +503,10 @@ static int enc_value(enc *e, int idx, int depth) {
   case LUA_TSTRING: {
     size_t n;
     const char *s = lua_tolstring(L, idx, &n);
-    return put_quoted(e, s, n);
+    return put_quoted(e, s, n, "string");
   }
   case LUA_TTABLE:
-    return enc_table(e, idx, depth + 1);
+    return open_table(e);
   case LUA_TLIGHTUSERDATA:
     if (lua_touserdata(L, idx) == NULL) return put(e, "null", 4);
     return enc_fail(e, "json: cannot encode a light userdata other than json.null");
@@ -487,40 +515,129 @@ static int enc_value(enc *e, int idx, int depth) {
   }
 }
 
+/* Writes the separator and key of the next member of level l and pushes
+ * its value. Returns 0 on failure, 1 with a value pushed, 2 when the level
+ * is closed (its bracket written). */
+static int next_member(enc *e, level *l) {
+  lua_State *L = e->L;
+  int key = key_slot(l);
+  if (l->kind == LV_ARRAY) {
+    if (l->i >= l->n) return put(e, "]", 1) ? 2 : 0;
+    if (l->i++ > 0 && !put(e, ",", 1)) return 0;
+    lua_rawgeti(L, l->tbl, (int)l->i);
+    return 1;
+  }
+  if (l->phase == 0) { /* an ordered object's listed keys first, in their order */
+    while (l->i < l->n) {
+      lua_settop(L, key - 1);
+      lua_rawgeti(L, l->tbl + 1, (int)++l->i);
+      if (lua_type(L, key) != LUA_TSTRING) return enc_fail(e, "json: key order entry %ld is not a string", l->i);
+      lua_pushvalue(L, key);
+      lua_rawget(L, l->tbl);
+      if (!lua_isnil(L, -1)) goto member; /* a listed key absent from the table is skipped */
+    }
+    lua_settop(L, key - 1);
+    l->phase = 1;
+    lua_pushnil(L);
+  } else {
+    lua_settop(L, key);
+  }
+  for (;;) {
+    long j;
+    int listed = 0;
+    if (!lua_next(L, l->tbl)) return put(e, "}", 1) ? 2 : 0;
+    if (lua_type(L, key) != LUA_TSTRING) {
+      char k[80];
+      describe_key(L, key, k, sizeof k);
+      if (l->kind == LV_ORDERED)
+        return enc_fail(e, "json: cannot encode an ordered object with key %s (keys must be strings)", k);
+      if (lua_type(L, key) == LUA_TNUMBER)
+        return enc_fail(e, "json: cannot encode a table with mixed keys (key %s beside string keys)", k);
+      return enc_fail(e, "json: cannot encode a table with key %s (keys must be all strings, or exactly 1..n)", k);
+    }
+    for (j = 1; l->kind == LV_ORDERED && j <= l->n && !listed; j++) {
+      lua_rawgeti(L, l->tbl + 1, (int)j);
+      listed = lua_rawequal(L, -1, key);
+      lua_pop(L, 1);
+    }
+    if (!listed) break;
+    lua_pop(L, 1);
+  }
+member:
+  {
+    size_t kn;
+    const char *k = lua_tolstring(L, key, &kn);
+    if (!l->first && !put(e, ",", 1)) return 0;
+    l->first = 0;
+    if (!put_quoted(e, k, kn, "key") || !put(e, ":", 1)) return 0;
+  }
+  return 1;
+}
+
+/* The value at idx, without recursion: levels live in e->lv, their tables
+ * and keys on the Lua stack. */
+static int enc_root(enc *e, int idx) {
+  lua_State *L = e->L;
+  int r;
+  lua_pushvalue(L, idx);
+  if ((r = enc_item(e)) != 2) return r;
+  while (e->depth > 0) {
+    level *l = (level *)owl_json_level(&e->lv, e->depth);
+    r = next_member(e, l);
+    if (r == 0) return 0;
+    if (r == 2) {
+      lua_settop(L, l->tbl - 1);
+      e->depth--;
+      continue;
+    }
+    e->in_value = 1;
+    if ((r = enc_item(e)) == 0) return 0;
+    e->in_value = 0;
+    if (r == 1) lua_pop(L, 1);
+  }
+  return 1;
+}
+
 /* On failure out is back to its length on entry and err says what and
  * where. */
-static int encode_at(lua_State *L, int idx, owl_buf *out, int max_depth, char *err, size_t errlen) {
+static int encode_at(lua_State *L, int idx, owl_buf *out, int max_depth, int replace, char *err, size_t errlen) {
   enc e;
+  level local[OWL_JSON_LOCAL_LEVELS];
   size_t start = out->len;
   int top = lua_gettop(L), ok;
   memset(&e, 0, sizeof e);
   e.L = L;
   e.out = out;
   e.max_depth = max_depth > OWL_JSON_DEPTH_CEILING ? OWL_JSON_DEPTH_CEILING : max_depth;
+  e.replace = replace;
   e.err = err;
   e.errlen = err ? errlen : 0;
   if (e.errlen) err[0] = '\0';
   idx = owl_absindex(L, idx);
-  if (!lua_checkstack(L, 4)) return enc_fail(&e, "json: Lua stack exhausted");
+  if (!lua_checkstack(L, 6)) return enc_fail(&e, "json: Lua stack exhausted");
   owl_json_push_mt(L, OWL_JSON_ARRAY_MT);
   e.array_mt = lua_gettop(L);
   owl_json_push_mt(L, OWL_JSON_ROPE_MT);
   e.rope_mt = lua_gettop(L);
-  ok = enc_value(&e, idx, 0);
-  lua_settop(L, top);
+  lua_pushnil(L);
+  e.lv.L = L;
+  e.lv.base = (char *)local;
+  e.lv.size = sizeof local[0];
+  e.lv.cap = OWL_JSON_LOCAL_LEVELS;
+  e.lv.slot = lua_gettop(L);
+  ok = enc_root(&e, idx);
   if (!ok) {
     out->len = start;
-    if (e.pathlen && e.errlen) {
-      size_t used = strlen(err);
-      snprintf(err + used, e.errlen - used, " at $%s%s", e.path, e.path_cut ? "..." : "");
-    }
+    if (e.errlen) append_path(&e);
   }
+  if (e.lv.heap) owl_buf_free(e.lv.heap);
+  lua_settop(L, top);
   if (out->cap) out->data[out->len] = '\0';
   return ok;
 }
 
 int owl_json_encode(lua_State *L, int idx, owl_buf *out, char *err, size_t errlen) {
-  return encode_at(L, idx, out, OWL_JSON_MAX_DEPTH, err, errlen);
+  return encode_at(L, idx, out, OWL_JSON_MAX_DEPTH, 0, err, errlen);
 }
 
 /* --- shared with json_decode.c ---------------------------------------- */
@@ -571,6 +688,19 @@ void owl_json_read_opts(lua_State *L, int arg, owl_json_opt *opts, int n) {
       luaL_argerror(L, arg, msg);
       return;
     }
+    if (opts[i].choices) {
+      int c = -1, k;
+      for (k = 0; opts[i].choices[k] && c < 0; k++)
+        if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), opts[i].choices[k]) == 0) c = k;
+      if (c < 0) {
+        snprintf(msg, sizeof msg, "option '%s' must be \"%s\" or \"%s\"", opts[i].name, opts[i].choices[0], opts[i].choices[1]);
+        luaL_argerror(L, arg, msg);
+        return;
+      }
+      opts[i].value = c;
+      lua_pop(L, 1);
+      continue;
+    }
     v = lua_type(L, -1) == LUA_TNUMBER ? (double)lua_tonumber(L, -1) : -HUGE_VAL;
     if (!(v >= opts[i].min && v <= opts[i].max) || v != (double)(long long)v) {
       snprintf(msg, sizeof msg, "option '%s' must be an integer from %.0f to %.0f, got %s", opts[i].name,
@@ -586,14 +716,16 @@ void owl_json_read_opts(lua_State *L, int arg, owl_json_opt *opts, int n) {
 /* --- core.json --------------------------------------------------------- */
 
 static int l_encode(lua_State *L) {
-  owl_json_opt opts[] = {{"max_depth", 1, OWL_JSON_DEPTH_CEILING, OWL_JSON_MAX_DEPTH}};
+  static const char *const utf8_modes[] = {"error", "replace", NULL};
+  owl_json_opt opts[] = {{"max_depth", 1, OWL_JSON_DEPTH_CEILING, OWL_JSON_MAX_DEPTH, NULL},
+                         {"invalid_utf8", 0, 0, 0, utf8_modes}};
   char err[256];
   owl_buf *b;
   int ok;
   luaL_checkany(L, 1);
-  owl_json_read_opts(L, 2, opts, 1);
+  owl_json_read_opts(L, 2, opts, 2);
   b = owl_json_scratch(L);
-  ok = encode_at(L, 1, b, (int)opts[0].value, err, sizeof err);
+  ok = encode_at(L, 1, b, (int)opts[0].value, opts[1].value == 1, err, sizeof err);
   if (ok) lua_pushlstring(L, b->data ? b->data : "", b->len); /* a memory error here: __gc frees b */
   owl_buf_free(b);
   if (!ok) return luaL_error(L, "%s", err);
@@ -624,7 +756,10 @@ static int l_is_array(lua_State *L) {
 }
 
 /* json.object([t,] keys): marks t (or a new table) as an object whose keys
- * encode in the order of the array keys, others after them. */
+ * encode in the order of the array keys, others after them. The list is
+ * copied, once checked: strings, none twice (a JSON object with a repeated
+ * key means different things to different readers). A listed key absent
+ * from t is skipped: a schema's optional properties. */
 static int l_object(lua_State *L) {
   size_t i, n;
   if (lua_gettop(L) < 2) {
@@ -635,18 +770,77 @@ static int l_object(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
   n = owl_rawlen(L, 2);
+  if (n > 0x7fffffff) return luaL_error(L, "json.object: too many keys");
+  lua_createtable(L, (int)n, 0); /* 3: the copy */
+  lua_createtable(L, 0, (int)n); /* 4: the keys seen, with their position */
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, 2, (int)i);
     if (lua_type(L, -1) != LUA_TSTRING) return luaL_error(L, "json.object: keys[%d] must be a string", (int)i);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, 4);
+    if (!lua_isnil(L, -1))
+      return luaL_error(L, "json.object: keys[%d] repeats \"%s\" (keys[%d])", (int)i, lua_tostring(L, -2),
+                        (int)lua_tonumber(L, -1));
     lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_pushnumber(L, (lua_Number)i);
+    lua_rawset(L, 4);
+    lua_rawseti(L, 3, (int)i);
   }
+  lua_pop(L, 1);
   lua_createtable(L, 0, 2);
-  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
   lua_setfield(L, -2, "__jsonorder");
   lua_pushliteral(L, "owl.json.object");
   lua_setfield(L, -2, "__name");
   lua_setmetatable(L, 1);
   lua_settop(L, 1);
+  return 1;
+}
+
+/* U+FFFD for each maximal invalid subpart (Unicode 3.9, "substitution of
+ * maximal subparts"; what a WHATWG decoder does). */
+int owl_utf8_fix(owl_buf *b, const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s, *end = p + n;
+  while (p < end) {
+    size_t ok = owl_utf8_scan(p, (size_t)(end - p)), bad = 0;
+    if (!owl_buf_append(b, p, ok)) return 0;
+    p += ok;
+    if (p == end) break;
+    owl_utf8_char(p, end, &bad);
+    if (!owl_buf_append(b, "\xEF\xBF\xBD", 3)) return 0;
+    p += bad;
+  }
+  return 1;
+}
+
+/* json.fix_utf8(s): s itself when it is valid UTF-8 (one scan, no copy),
+ * else a copy with U+FFFD in place of each maximal invalid subpart. */
+static int l_fix_utf8(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  owl_buf *b;
+  int ok;
+  if (owl_utf8_scan((const unsigned char *)s, n) == n) {
+    lua_settop(L, 1);
+    return 1;
+  }
+  b = owl_json_scratch(L);
+  ok = owl_utf8_fix(b, s, n);
+  if (ok) lua_pushlstring(L, b->data, b->len);
+  owl_buf_free(b);
+  if (!ok) return luaL_error(L, "json.fix_utf8: out of memory");
+  return 1;
+}
+
+/* json.utf8_error(s): nil when s is valid UTF-8, else the 1-based offset
+ * of the first byte that is not part of a well-formed character. */
+static int l_utf8_error(lua_State *L) {
+  size_t n, at;
+  const char *s = luaL_checklstring(L, 1, &n);
+  at = owl_utf8_scan((const unsigned char *)s, n);
+  if (at == n) lua_pushnil(L);
+  else lua_pushinteger(L, (lua_Integer)at + 1);
   return 1;
 }
 
@@ -661,7 +855,8 @@ static int l_rope(lua_State *L) {
 void owl_json_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"encode", l_encode}, {"decode", owl_json_decode_lua}, {"array", l_array},
-    {"is_array", l_is_array}, {"rope", l_rope}, {"object", l_object}, {NULL, NULL},
+    {"is_array", l_is_array}, {"rope", l_rope}, {"object", l_object}, {"fix_utf8", l_fix_utf8},
+    {"utf8_error", l_utf8_error}, {NULL, NULL},
   };
   lua_newtable(L);
   owl_setfuncs(L, fns, 0);
