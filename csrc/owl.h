@@ -41,13 +41,14 @@ static inline void owl_newclass(lua_State *L, const char *name, const luaL_Reg *
  */
 static inline double owl_checkint(lua_State *L, int idx, double min, double max, const char *what) {
   double v = lua_type(L, idx) == LUA_TNUMBER ? (double)lua_tonumber(L, idx) : 0;
-  char got[48];
+  char msg[160];
   if (lua_type(L, idx) != LUA_TNUMBER) {
     luaL_error(L, "owl.core: %s must be an integer, not %s", what, luaL_typename(L, idx));
   } else if (!(v >= min && v <= max) || v != (double)(long long)v) {
-    if (v != v) snprintf(got, sizeof got, "NaN");
-    else snprintf(got, sizeof got, "%.17g", v);
-    luaL_error(L, "owl.core: %s must be an integer from %.0f to %.0f, got %s", what, min, max, got);
+    /* lua_pushfstring knows no precision: format here */
+    if (v != v) snprintf(msg, sizeof msg, "owl.core: %s must be an integer from %.0f to %.0f, got NaN", what, min, max);
+    else snprintf(msg, sizeof msg, "owl.core: %s must be an integer from %.0f to %.0f, got %.17g", what, min, max, v);
+    luaL_error(L, "%s", msg);
   }
   return v;
 }
