@@ -2,7 +2,14 @@
 -- plain table (kind, message and the fields below) sharing one metatable, so
 -- callers can read fields, `tostring` it into one line, and tell it apart
 -- from any other value with errors.is.
+local textlib = require("owl.text")
+
 local errors = {}
+
+-- Text in an error can come from a server or a model and be megabytes: it
+-- is cut when the error is built, so printing or logging one stays cheap.
+errors.MAX_MESSAGE = 4096
+errors.MAX_FIELD = 1024
 
 -- The kinds are closed: code that branches on err.kind must be able to list
 -- them all, so a new kind is a change to this table and to docs/api.md.
@@ -23,9 +30,16 @@ local FAILURE_TEXT = {
 local mt = { __name = "owl.error" }
 
 -- One line: a server message may hold newlines, and a log line or a CLI
--- report must stay one line.
+-- report must stay one line. Each maximal run of whitespace is matched once
+-- and gsub moves past it, so this is linear however long the run ("%s*\n"
+-- unanchored would retry from every space of a run: quadratic).
+local function fold(ws)
+  if ws:find("[\r\n]") then return " " end
+  return nil -- keep the run as it is
+end
+
 local function one_line(s)
-  return (tostring(s):gsub("%s*[\r\n]+%s*", " "))
+  return (tostring(s):gsub("%s+", fold))
 end
 
 mt.__tostring = function(e)
@@ -56,10 +70,13 @@ function errors.new(kind, message, fields)
   end
   local e = {}
   if fields then
-    for k, v in pairs(fields) do e[k] = v end
+    for k, v in pairs(fields) do
+      if type(v) == "string" then v = textlib.cap(v, errors.MAX_FIELD) end
+      e[k] = v
+    end
   end
   e.kind = kind
-  e.message = message
+  e.message = textlib.cap(message, errors.MAX_MESSAGE)
   return setmetatable(e, mt)
 end
 
@@ -105,6 +122,80 @@ function errors.redact(text, secrets)
   end
   text = text:gsub("([Bb][Ee][Aa][Rr][Ee][Rr])(%s+)[%w%-%._~%+/=]+", "%1%2[redacted]")
   return text
+end
+
+-- A header whose name says it carries a credential: its value is a secret
+-- wherever it shows up again (an echoed header, a gateway's error text).
+local CREDENTIAL_WORDS = { "auth", "key", "token", "secret", "password", "cookie", "credential" }
+
+function errors.is_credential_header(name)
+  name = name:lower()
+  for _, w in ipairs(CREDENTIAL_WORDS) do
+    if name:find(w, 1, true) then return true end
+  end
+  return false
+end
+
+-- errors.credentials(api_key, headers) -> the secrets of a client, longest
+-- first (so a secret that contains another is removed whole): the key, and
+-- the value of every credential header, with the token after a scheme
+-- ("Bearer abc" gives "abc" too).
+function errors.credentials(api_key, headers)
+  local set, list = {}, {}
+  local function add(v)
+    if type(v) == "string" and v ~= "" and not set[v] then
+      set[v] = true
+      list[#list + 1] = v
+    end
+  end
+  add(api_key)
+  for name, value in pairs(headers or {}) do
+    if type(name) == "string" and errors.is_credential_header(name) then
+      value = tostring(value)
+      add(value)
+      add(value:match("^%S+%s+(%S+)%s*$"))
+    end
+  end
+  table.sort(list, function(a, b) return #a > #b end)
+  return list
+end
+
+-- errors.redact_prefix(s, secrets, max [, total]): the redacted start of s,
+-- at most about max bytes (total: the size of the text s starts, when s is
+-- already a prefix of it), without ever redacting (or copying) the rest of it. The
+-- window is widened by the longest secret first, so a key that straddles
+-- the cut is still removed whole rather than leaving its head.
+function errors.redact_prefix(s, secrets, max, total)
+  if s == nil then return nil end
+  total = total or #s
+  local longest = 0
+  for _, secret in ipairs(type(secrets) == "table" and secrets or { secrets }) do
+    if type(secret) == "string" and #secret > longest then longest = #secret end
+  end
+  local window = max + longest + 64
+  local redacted = errors.redact(#s > window and s:sub(1, window) or s, secrets)
+  if total == #s and #s <= window and #redacted <= max then return redacted end
+  return textlib.head(redacted, max) .. string.format("... (%d bytes in all)", total)
+end
+
+-- errors.scrub(err, secrets) -> err, with every string it carries (message,
+-- provider_type, provider_code, param, request_id, retry_after, anything)
+-- redacted, and its causes too. The one pass every error from a server or
+-- from libcurl goes through before a caller, an event or a terminal sees it.
+function errors.scrub(err, secrets, seen)
+  seen = seen or {}
+  if type(err) ~= "table" or seen[err] then return err end
+  seen[err] = true
+  for k, v in pairs(err) do
+    if type(v) == "string" then
+      err[k] = errors.redact(v, secrets)
+    elseif (k == "cause" or k == "errors") and type(v) == "table" then
+      if errors.is(v) then errors.scrub(v, secrets, seen) else
+        for _, c in ipairs(v) do errors.scrub(c, secrets, seen) end
+      end
+    end
+  end
+  return err
 end
 
 -- errors.from_failure(kind, message, secrets): a transfer failure as the core

@@ -3,6 +3,59 @@
 -- it; strip_fences recovers the code so it can be merged or written to a file.
 local text = {}
 
+-- Every function here takes untrusted text (model output, server bodies,
+-- plan fields) and must stay linear in its length. Lua patterns backtrack:
+-- an unanchored "%s+$" retries from every space of a long run, which is
+-- quadratic. The rule followed below: a pattern that can match a run is
+-- either anchored at the start, or its match is consumed (gsub moves past
+-- it), or the search is plain.
+
+-- s without trailing whitespace. ".*%S" is greedy: it runs to the end once
+-- and backs up to the last non-space, which is linear.
+function text.rtrim(s)
+  return s:match("^.*%S") or ""
+end
+
+-- Control characters a terminal acts on: C0 but tab and newline, DEL, and
+-- the C1 range as UTF-8 (U+0080..U+009F, which some terminals take as
+-- escape sequences too). A person must see them, not have them run.
+local function escape_control(c)
+  return string.format("\\x%02x", c:byte())
+end
+
+-- text.printable(s [, keep_newlines]): s with every control character but
+-- tab (and newline when keep_newlines) written as \xNN, so an escape
+-- sequence from a model or a server shows as text and never moves the
+-- cursor, clears the screen or sets the window title.
+function text.printable(s, keep_newlines)
+  s = tostring(s)
+  local class = keep_newlines and "[%z\1-\8\11-\31\127]" or "[%z\1-\8\10-\31\127]"
+  s = s:gsub(class, escape_control)
+  s = s:gsub("\194([\128-\159])", function(c) return string.format("\\u%04x", c:byte()) end)
+  return s
+end
+
+-- text.cap(s, max): s cut to at most max bytes (on a UTF-8 character
+-- boundary) with a note of how much was cut, or s itself when it fits.
+function text.cap(s, max)
+  if #s <= max then return s end
+  local head = text.head(s, max)
+  return head .. string.format("... (%d more bytes)", #s - #head)
+end
+
+-- text.head(s, max): at most the first max bytes of s, never splitting a
+-- UTF-8 character (it backs up over continuation bytes).
+function text.head(s, max)
+  if #s <= max then return s end
+  local cut = max
+  while cut > 0 do
+    local b = s:byte(cut + 1)
+    if b < 0x80 or b >= 0xC0 then break end
+    cut = cut - 1
+  end
+  return s:sub(1, cut)
+end
+
 -- An opening fence: up to three spaces, then three or more backticks (with
 -- an info string free of backticks) or three or more tildes (any info), as
 -- CommonMark has it.
@@ -53,7 +106,7 @@ local function finish_open(block)
   while #lines > 0 and not lines[#lines]:find("%S") do lines[#lines] = nil end
   if #lines == 0 then return false end
   local fence = string.rep(block.char, block.len)
-  local last = lines[#lines]:gsub("%s+$", "")
+  local last = text.rtrim(lines[#lines])
   if #last > #fence and last:sub(-#fence) == fence then
     lines[#lines] = last:sub(1, -#fence - 1)
   end
@@ -108,8 +161,8 @@ function text.strip_fences(s)
   if #blocks == 1 and not prose then return code_of(blocks[1]) end
   local codes = {}
   for _, b in ipairs(blocks) do
-    local code = code_of(b)
-    if code:find("%S") then codes[#codes + 1] = code end
+    local body = code_of(b)
+    if body:find("%S") then codes[#codes + 1] = body end
   end
   -- each code ends with a newline, so "\n" between them leaves a blank line
   return table.concat(codes, "\n")
