@@ -16,6 +16,16 @@ Client.__name = "owl.client"
 -- answer, but a server that does not accept a connection in 5 s is down.
 local DEFAULT_TIMEOUT = 600
 local DEFAULT_CONNECT_TIMEOUT = 5
+-- Once an answer has begun, a server silent this long has stalled: fail in
+-- seconds rather than wait out the whole timeout. (Before the first byte
+-- only `timeout` applies: a model that is not streaming sends nothing until
+-- it is done.)
+local DEFAULT_STALL_TIMEOUT = 30
+-- One answer larger than this is not a chat completion: fail it rather than
+-- hold it in memory (a 128k-token answer is well under 1 MiB of JSON).
+local DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+-- The largest timeout the core accepts, in seconds.
+local MAX_SECONDS = 1e9
 
 local PROVIDERS = {
   openai = { module = "owl.providers.openai", key_env = "OPENAI_API_KEY", url_env = "OPENAI_BASE_URL",
@@ -24,16 +34,17 @@ local PROVIDERS = {
 
 local OPTIONS = {
   provider = "string", base_url = "string", api_key = "string", model = "string",
-  headers = "table", timeout = "number", connect_timeout = "number",
-  max_connections = "number", ca_file = "string", loop = "userdata",
+  headers = "table", timeout = "number", connect_timeout = "number", stall_timeout = "number",
+  max_connections = "number", max_response_bytes = "number", ca_file = "string", loop = "userdata",
 }
 
 local default_loop
 
 -- The loop shared by every client that does not ask for its own: one
--- connection cache, one place for a host to drive.
+-- connection cache, one place for a host to drive. A closed default loop is
+-- forgotten: the next call gets a new one.
 function M.default_loop()
-  if default_loop == nil then default_loop = core.loop() end
+  if default_loop == nil or default_loop:is_closed() then default_loop = core.loop() end
   return default_loop
 end
 
@@ -50,14 +61,18 @@ local function check_options(opts)
   return opts
 end
 
+-- Checked here, when the client is made, so a bad value fails before any
+-- paid call rather than at the first transfer.
 local function positive(name, v)
-  if v ~= nil and not (v > 0 and v < math.huge) then
-    error("owl.client: option '" .. name .. "' must be a positive number of seconds", 3)
+  if v ~= nil and not (v > 0 and v <= MAX_SECONDS) then
+    error("owl.client: option '" .. name .. "' must be a number of seconds above 0 and at most "
+      .. string.format("%.0f", MAX_SECONDS) .. ", got " .. tostring(v), 3)
   end
 end
 
 -- owl.client{ provider, base_url, api_key, model, headers, timeout,
--- connect_timeout, max_connections, ca_file, loop }
+-- connect_timeout, stall_timeout, max_connections, max_response_bytes,
+-- ca_file, loop }
 function M.new(opts)
   opts = check_options(opts)
   local pname = opts.provider or "openai"
@@ -65,8 +80,13 @@ function M.new(opts)
   if pinfo == nil then error("owl.client: unknown provider '" .. pname .. "'", 2) end
   positive("timeout", opts.timeout)
   positive("connect_timeout", opts.connect_timeout)
+  positive("stall_timeout", opts.stall_timeout)
+  local max_bytes = opts.max_response_bytes
+  if max_bytes ~= nil and not (max_bytes >= 1 and max_bytes <= 2^53 and max_bytes == math.floor(max_bytes)) then
+    error("owl.client: option 'max_response_bytes' must be a positive integer, got " .. tostring(max_bytes), 2)
+  end
   local maxc = opts.max_connections
-  if maxc ~= nil and (maxc < 1 or maxc ~= math.floor(maxc)) then
+  if maxc ~= nil and not (maxc >= 1 and maxc <= 1e9 and maxc == math.floor(maxc)) then
     error("owl.client: option 'max_connections' must be a positive integer", 2)
   end
   if opts.loop ~= nil and maxc ~= nil then
@@ -91,10 +111,8 @@ function M.new(opts)
   if api_key == nil then api_key = os.getenv(pinfo.key_env) end
   if api_key == "" then api_key = nil end
 
-  local loop = opts.loop
-  if loop == nil then
-    loop = maxc and core.loop{ max_in_flight = maxc } or M.default_loop()
-  end
+  local own_loop = opts.loop
+  if own_loop == nil and maxc then own_loop = core.loop{ max_in_flight = maxc } end
   return setmetatable({
     provider_name = pname,
     provider = require(pinfo.module),
@@ -102,10 +120,14 @@ function M.new(opts)
     api_key = api_key,
     model = opts.model,
     headers = headers,
+    -- what error text is redacted of: the key and credential headers
+    secrets = errors.credentials(api_key, headers),
     timeout = opts.timeout or DEFAULT_TIMEOUT,
     connect_timeout = opts.connect_timeout or DEFAULT_CONNECT_TIMEOUT,
+    stall_timeout = opts.stall_timeout or DEFAULT_STALL_TIMEOUT,
+    max_response_bytes = max_bytes or DEFAULT_MAX_RESPONSE_BYTES,
     ca_file = opts.ca_file,
-    loop = loop,
+    own_loop = own_loop, -- nil: the default loop, looked up at each call
   }, Client)
 end
 
@@ -118,17 +140,25 @@ function Client:__tostring()
   return "owl.client (" .. self.provider_name .. ", " .. self.base_url .. ", model " .. tostring(self.model) .. ")"
 end
 
--- The outcome of a finished transfer: a transport failure, or what the
--- provider reads from the response.
-function Client:read(t)
-  local kind, message = t:failure()
-  if kind then return nil, errors.from_failure(kind, message, self.api_key) end
-  return self.provider.read(t, self)
+-- The loop this client's transfers run on.
+function Client:get_loop()
+  return self.own_loop or M.default_loop()
 end
 
--- Waits for a transfer started on this client's loop and reads it.
-function Client:finish(t)
-  task.await(self.loop, t)
+-- The outcome of a finished transfer: a transport failure, or what the
+-- provider reads from the response. Every error passes errors.scrub here,
+-- whatever field a server put a key in.
+function Client:read(t)
+  local kind, message = t:failure()
+  if kind then return nil, errors.from_failure(kind, message, self.secrets) end
+  local res, err = self.provider.read(t, self)
+  if res == nil then return nil, errors.scrub(err, self.secrets) end
+  return res
+end
+
+-- Waits for a transfer started on loop and reads it.
+function Client:finish(t, loop)
+  task.await(loop or self:get_loop(), t)
   return self:read(t)
 end
 
@@ -137,7 +167,8 @@ function Client:chat(request)
   if getmetatable(self) ~= Client then error("owl.client: use client:chat(request), not client.chat", 2) end
   if type(request) ~= "table" then error("owl.client: chat needs a request table, got " .. type(request), 2) end
   local spec = self.provider.build(self, request)
-  return self:finish(self.loop:request(spec))
+  local loop = self:get_loop()
+  return self:finish(loop:request(spec), loop)
 end
 
 return M

@@ -108,6 +108,8 @@ function openai.build(client, request)
     body = body,
     timeout = client.timeout,
     connect_timeout = client.connect_timeout,
+    stall_timeout = client.stall_timeout,
+    max_response_bytes = client.max_response_bytes,
     ca_file = client.ca_file,
   }
 end
@@ -134,16 +136,41 @@ function openai.structured(request, name, json_schema)
   return copy
 end
 
--- The start of a body for an error message. Redact first: cutting first
--- could leave the head of a key that the redaction no longer recognises.
-local function quote(body, secrets)
-  body = errors.redact(body or "", secrets)
-  if #body > QUOTE_BYTES then body = body:sub(1, QUOTE_BYTES) .. "..." end
-  return body
+-- Error objects are small; a body larger than this is not decoded to look
+-- for one (it is quoted instead).
+local MAX_ERROR_JSON = 1024 * 1024
+
+local function body_size(res)
+  if res.size then return res:size() end
+  return #(res:body() or "")
+end
+
+-- The start of a body for an error message, redacted. Only a prefix is
+-- read and redacted: a 200 MB error page costs what 200 bytes cost.
+local function quote(res, secrets)
+  -- the margin lets a key that straddles the cut be seen whole
+  local body = res:body(QUOTE_BYTES + 4096) or ""
+  return errors.redact_prefix(body, secrets, QUOTE_BYTES, math.max(#body, body_size(res)))
 end
 
 local function secrets_of(client)
-  return type(client) == "table" and client.api_key or nil
+  if type(client) ~= "table" then return nil end
+  return client.secrets or client.api_key
+end
+
+-- The fields of OpenAI's error object, redacted and capped like any text a
+-- server sends: a hostile or echoing server may put a key in any of them.
+local function error_fields(e, fields, secrets)
+  local function field(v)
+    v = present(v)
+    if type(v) == "string" then return errors.redact_prefix(v, secrets, errors.MAX_FIELD) end
+    if type(v) == "number" or type(v) == "boolean" then return v end
+    return nil
+  end
+  fields.provider_type = field(e.type)
+  fields.provider_code = field(e.code)
+  fields.param = field(e.param)
+  return fields
 end
 
 -- A non-2xx answer: OpenAI's {"error": {message, type, code, param}} when
@@ -151,27 +178,26 @@ end
 local function http_error(res, status, secrets)
   local fields = { status = status }
   local request_id = res:header("x-request-id")
-  if request_id then fields.request_id = request_id end
+  if request_id then fields.request_id = errors.redact_prefix(request_id, secrets, errors.MAX_FIELD) end
   local retry_after = res:header("retry-after")
-  if retry_after then fields.retry_after = tonumber(retry_after) or retry_after end
+  if retry_after then
+    fields.retry_after = tonumber(retry_after) or errors.redact_prefix(retry_after, secrets, errors.MAX_FIELD)
+  end
 
-  local decoded = res:json()
+  local decoded = body_size(res) <= MAX_ERROR_JSON and res:json() or nil
   local e = type(decoded) == "table" and present(decoded.error) or nil
   if type(e) == "table" and type(present(e.message)) == "string" then
-    fields.provider_type = present(e.type)
-    fields.provider_code = present(e.code)
-    fields.param = present(e.param)
-    return errors.new("http", errors.redact(e.message, secrets), fields)
+    return errors.new("http", errors.redact_prefix(e.message, secrets, errors.MAX_MESSAGE),
+      error_fields(e, fields, secrets))
   elseif type(e) == "string" then
     -- some gateways send {"error": "text"}
-    return errors.new("http", errors.redact(e, secrets), fields)
+    return errors.new("http", errors.redact_prefix(e, secrets, errors.MAX_MESSAGE), fields)
   end
-  local body = res:body()
   local message
-  if body == nil or body == "" then
+  if body_size(res) == 0 then
     message = "HTTP " .. status .. " with an empty body"
   else
-    message = "HTTP " .. status .. ": " .. quote(body, secrets)
+    message = "HTTP " .. status .. ": " .. quote(res, secrets)
   end
   return errors.new("http", message, fields)
 end
@@ -220,12 +246,11 @@ function openai.read(res, client)
 
   local decoded, msg = res:json()
   if decoded == nil then
-    local body = res:body()
-    if body == nil or body == "" then
+    if body_size(res) == 0 then
       return nil, errors.new("protocol", "the response body is empty (HTTP " .. status .. ")", { status = status })
     end
-    return nil, errors.new("protocol", "the response body is not JSON (" .. errors.redact(tostring(msg), secrets)
-      .. "): " .. quote(body, secrets), { status = status })
+    return nil, errors.new("protocol", "the response body is not JSON ("
+      .. errors.redact_prefix(tostring(msg), secrets, QUOTE_BYTES) .. "): " .. quote(res, secrets), { status = status })
   end
   local choices = type(decoded) == "table" and present(decoded.choices) or nil
   local choice = type(choices) == "table" and present(choices[1]) or nil
@@ -235,9 +260,7 @@ function openai.read(res, client)
     local e = type(decoded) == "table" and present(decoded.error) or nil
     if type(e) == "table" and type(present(e.message)) == "string" then
       return nil, errors.new("protocol", "the response has no choices[1].message: "
-        .. errors.redact(e.message, secrets), {
-          status = status, provider_type = present(e.type), provider_code = present(e.code), param = present(e.param),
-        })
+        .. errors.redact_prefix(e.message, secrets, errors.MAX_MESSAGE), error_fields(e, { status = status }, secrets))
     end
     return nil, errors.new("protocol", "the response has no choices[1].message", { status = status })
   end
