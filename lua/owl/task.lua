@@ -20,7 +20,11 @@ local WAIT = {} -- what a task yields to the driver; anything else is misuse
 local MAIN = {} -- the waiter recorded for a transfer awaited outside any task
 
 local by_coroutine = setmetatable({}, { __mode = "k" }) -- coroutine -> task
-local waiting = {}   -- transfer -> task (or MAIN) waiting for it
+-- transfer -> { who = task or MAIN, loop = loop } for every awaited transfer.
+-- A task also records the one transfer it waits for (task.waiting_for): a
+-- wake-up for any other (a wait left behind by a yield that failed) is
+-- ignored, never taken for the end of the current one.
+local waiting = {}
 local finished = setmetatable({}, { __mode = "k" }) -- transfers done before anyone waited
 local loop_waits = {} -- loop -> number of transfers awaited on it
 local ready = {}      -- tasks to resume, in order
@@ -99,28 +103,73 @@ function M.spawn(fn, ...)
   return task
 end
 
--- Hands transfers that a loop reported finished to their waiters. A host
--- loop that drives loop:action() itself passes its results here.
-function M.dispatch(loop, completed)
-  for i = 1, #completed do
-    local t = completed[i]
-    local w = waiting[t]
-    if w then
-      waiting[t] = nil
-      loop_waits[loop] = loop_waits[loop] - 1
-      if loop_waits[loop] == 0 then loop_waits[loop] = nil end
-      if w == MAIN then finished[t] = true else ready[#ready + 1] = w end
-    else
-      finished[t] = true
-    end
+-- Hands one finished transfer to whoever waits for it.
+local function deliver(t)
+  local w = waiting[t]
+  if w == nil then
+    finished[t] = true
+    return
   end
+  waiting[t] = nil
+  local n = loop_waits[w.loop] - 1
+  loop_waits[w.loop] = n > 0 and n or nil
+  if w.who == MAIN then
+    finished[t] = true
+  elseif w.who.waiting_for == t then
+    w.who.waiting_for = nil
+    ready[#ready + 1] = w.who
+  end
+  -- else: a stale wait (its yield failed and the task went on); dropped
+end
+
+-- Hands transfers that a loop reported finished to their waiters. A host
+-- loop that drives loop:action() itself passes its results here (and what
+-- loop:close() returns).
+function M.dispatch(_, completed)
+  for i = 1, #completed do deliver(completed[i]) end
+  flush()
+end
+
+-- A loop closed under its waiters: the core has marked their transfers
+-- cancelled; wake every waiter so it reads that, and forget the loop.
+local function release_closed(loop)
+  local mine = {}
+  for t, w in pairs(waiting) do
+    if w.loop == loop then mine[#mine + 1] = t end
+  end
+  for i = 1, #mine do deliver(mine[i]) end
+  loop_waits[loop] = nil
   flush()
 end
 
 -- One turn of the driver: wait at most timeout_ms on loop, then resume.
 function M.step(loop, timeout_ms)
+  if loop:is_closed() then return release_closed(loop) end
   M.dispatch(loop, loop:step(timeout_ms))
 end
+
+local IS_JIT = type(jit) == "table"
+
+-- Whether the running task can yield here. Lua 5.3 and 5.4 say so. On 5.1
+-- no yield crosses a C function (pcall, table.sort, a gsub callback); on
+-- LuaJIT pcall and xpcall let it through but other C functions do not: the
+-- stack tells.
+local function yieldable()
+  if coroutine.isyieldable then return coroutine.isyieldable() end
+  local level = 3
+  while true do
+    local info = debug.getinfo(level, "Sf")
+    if info == nil then return true end
+    if info.what == "C" and not (IS_JIT and (info.func == pcall or info.func == xpcall)) then
+      return false
+    end
+    level = level + 1
+  end
+end
+
+local CANNOT_YIELD = "owl: cannot wait for a call here: this task is inside pcall or a C function, "
+  .. "and a yield cannot cross it on " .. (IS_JIT and "LuaJIT" or _VERSION)
+  .. ". Call owl outside pcall: its calls return nil, err instead of raising."
 
 -- Waits until transfer t (started on loop) has finished.
 function M.await(loop, t)
@@ -129,9 +178,12 @@ function M.await(loop, t)
     return
   end
   local task = M.current()
-  waiting[t] = task or MAIN
+  if task and not yieldable() then error(CANNOT_YIELD, 0) end
+  waiting[t] = { who = task or MAIN, loop = loop }
   loop_waits[loop] = (loop_waits[loop] or 0) + 1
   if task then
+    task.waiting_for = t
+    -- resumed only by deliver(t), or by a closed loop's release
     coroutine.yield(WAIT)
     return
   end
@@ -151,7 +203,7 @@ local function drive_until(done)
       error("owl.task: deadlock: waiting for a task that waits for nothing owl drives", 3)
     end
     -- One loop (the usual case): block in it. Several: take turns.
-    for i = 1, n do M.step(loops[i], n == 1 and -1 or 10) end
+    for i = 1, n do M.step(loops[i], n == 1 and -1 or 10) end -- a closed one releases its waiters
   end
 end
 
