@@ -30,7 +30,18 @@ M.plan_schema = S.object{
 }
 
 local OPTIONS = { prompts = "table", schema = "table", models = "table", model = "string",
-                  max_workers = "number", on_event = "function" }
+                  max_workers = "number", max_subtasks = "number", max_total_response_bytes = "number",
+                  on_event = "function" }
+
+-- A plan is a model's answer: without a bound, one runaway plan of ten
+-- thousand subtasks is ten thousand paid calls. A run that wants more says so.
+M.DEFAULT_MAX_SUBTASKS = 100
+-- What every response of one run may add up to, all workers together.
+M.DEFAULT_MAX_TOTAL_RESPONSE_BYTES = 256 * 1024 * 1024
+
+local function is_count(v, max)
+  return type(v) == "number" and v >= 1 and v <= max and v == math.floor(v)
+end
 local ROLES = { orchestrator = true, worker = true, aggregator = true }
 
 local function check_options(opts)
@@ -47,9 +58,17 @@ local function check_options(opts)
       if type(m) ~= "string" then error("owl.run: models." .. role .. " must be a string", 3) end
     end
   end
-  local k = opts.max_workers
-  if k ~= nil and (k < 1 or k ~= math.floor(k)) then
-    error("owl.run: option 'max_workers' must be a positive integer", 3)
+  -- Every bound is checked here, before the orchestrator call is paid for.
+  -- max_workers may exceed the plan: it is a cap, not a count.
+  if opts.max_workers ~= nil and not is_count(opts.max_workers, 2^53) then
+    error("owl.run: option 'max_workers' must be a positive integer, got " .. tostring(opts.max_workers), 3)
+  end
+  if opts.max_subtasks ~= nil and not is_count(opts.max_subtasks, 1e6) then
+    error("owl.run: option 'max_subtasks' must be an integer from 1 to 1000000, got " .. tostring(opts.max_subtasks), 3)
+  end
+  local total = opts.max_total_response_bytes
+  if total ~= nil and not is_count(total, 2^53) then
+    error("owl.run: option 'max_total_response_bytes' must be a positive integer, got " .. tostring(total), 3)
   end
   return opts
 end
@@ -126,6 +145,16 @@ local function read_plan(res, json_schema)
   return plan
 end
 
+-- How many workers may be in flight: max_workers (all n when unset), and no
+-- more than half the process's file descriptors (each call holds a socket;
+-- the other half is left to the host, the loop and its files).
+local function worker_window(max_workers, n)
+  local window = math.min(max_workers or n, n)
+  local limit = core.fd_limit()
+  if limit then window = math.min(window, math.max(1, math.floor(limit / 2))) end
+  return window
+end
+
 -- The values a worker prompt may use: the subtask's own fields (a custom
 -- plan schema may add some), the problem and the objective.
 local function worker_vars(problem, plan, st)
@@ -144,6 +173,10 @@ function M.run(client, problem, opts)
   if type(problem) ~= "string" or problem:find("^%s*$") then
     error("owl.run: the problem must be a non-empty string", 2)
   end
+  local bad_byte = json.utf8_error(problem)
+  if bad_byte then
+    error("owl.run: the problem is not valid UTF-8 (byte " .. bad_byte .. ")", 2)
+  end
   opts = check_options(opts)
   local p = opts.prompts or prompts
   for _, role in ipairs({ "orchestrator", "worker", "aggregator" }) do
@@ -152,7 +185,15 @@ function M.run(client, problem, opts)
   local plan_decl = opts.schema or M.plan_schema
   local json_schema = schema.is_decl(plan_decl) and schema.to_json(plan_decl) or plan_decl
   local on_event = opts.on_event or function() end
-  local provider, loop = client.provider, client.loop
+  local provider, loop = client.provider, client:get_loop()
+  local max_subtasks = opts.max_subtasks or M.DEFAULT_MAX_SUBTASKS
+  -- one budget for every response of the run, counted in C as bytes arrive
+  local budget = core.budget(opts.max_total_response_bytes or M.DEFAULT_MAX_TOTAL_RESPONSE_BYTES)
+  local function spec_of(request)
+    local spec = provider.build(client, request)
+    spec.budget = budget
+    return spec
+  end
   local usage = new_usage()
   local partial = { usage = usage, outputs = {} }
 
@@ -166,7 +207,7 @@ function M.run(client, problem, opts)
     model = model_for(opts, "orchestrator"),
     messages = messages(p.orchestrator, { problem = problem }, "orchestrator"),
   }, "plan", json_schema)
-  local res, err = client:finish(core.orchestrate(loop, provider.build(client, request)))
+  local res, err = client:finish(core.orchestrate(loop, spec_of(request)), loop)
   count(usage, "orchestrator", res)
   if not res then return fail(err) end
   local plan
@@ -174,6 +215,10 @@ function M.run(client, problem, opts)
   if not plan then return fail(err) end
   local subtasks = plan.subtasks
   partial.objective, partial.subtasks = plan.objective, subtasks
+  if #subtasks > max_subtasks then
+    return fail(errors.new("invalid", "the plan has " .. #subtasks .. " subtasks, more than max_subtasks ("
+      .. max_subtasks .. "); no worker was started", { plan = plan }))
+  end
   on_event("plan", { objective = plan.objective, subtasks = subtasks })
 
   -- 2. work: every first call in one core.work, one task per subtask; one
@@ -186,14 +231,14 @@ function M.run(client, problem, opts)
       messages = messages(p.worker, worker_vars(problem, plan, st), "worker"),
     })
   end
-  local shared = provider.build(client, bodies[1])
+  local shared = spec_of(bodies[1])
   shared.body = nil
-  local members = core.work(loop, shared, bodies, opts.max_workers):members()
+  local members = core.work(loop, shared, bodies, worker_window(opts.max_workers, #subtasks)):members()
   local outputs, failures = partial.outputs, {}
   local tasks = {}
   for i, t in ipairs(members) do
     tasks[i] = task.spawn(function()
-      local wres, werr = client:finish(t)
+      local wres, werr = client:finish(t, loop)
       count(usage, "workers", wres)
       if wres then werr = unusable(wres, "the worker") end
       if werr then
@@ -201,7 +246,9 @@ function M.run(client, problem, opts)
         on_event("worker_done", { index = i, name = subtasks[i].name, ok = false, err = werr })
         return
       end
-      outputs[i] = text.strip_fences(wres.text)
+      -- model text may hold invalid UTF-8: replaced (U+FFFD), as it must
+      -- go on into the aggregator's JSON body
+      outputs[i] = text.strip_fences(json.fix_utf8(wres.text))
       on_event("worker_done", { index = i, name = subtasks[i].name, ok = true })
     end)
   end
@@ -237,7 +284,7 @@ function M.run(client, problem, opts)
       { role = "user", content = json.rope(pieces) },
     },
   }
-  res, err = client:finish(core.aggregate(loop, provider.build(client, agg_request)))
+  res, err = client:finish(core.aggregate(loop, spec_of(agg_request)), loop)
   count(usage, "aggregator", res)
   if not res then return fail(err) end
   err = unusable(res, "the aggregator")
@@ -247,7 +294,7 @@ function M.run(client, problem, opts)
     objective = plan.objective,
     subtasks = subtasks,
     outputs = outputs,
-    final = text.strip_fences(res.text),
+    final = text.strip_fences(json.fix_utf8(res.text)),
     usage = usage,
   }
 end
