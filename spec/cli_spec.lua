@@ -15,8 +15,16 @@ local function sink()
   }
 end
 
+-- A stand-in for stdin: read(n) gives the next n bytes, then nil.
 local function source(s)
-  return { read = function(_, what) assert(what == "*a" or what == "a") return s end }
+  local pos = 1
+  return { read = function(_, n)
+    assert(type(n) == "number", "the CLI reads stdin in pieces")
+    if pos > #s then return nil end
+    local piece = s:sub(pos, pos + n - 1)
+    pos = pos + n
+    return piece
+  end }
 end
 
 describe("owl.cli", function()
@@ -179,10 +187,12 @@ describe("owl.cli", function()
       assert.is_nil(calls.run.opts.max_workers)
     end)
 
-    it("reads the problem from stdin for -", function()
+    it("reads the problem from stdin for -, without the newline that ends it", function()
       fake_owl(ok_run)
       assert.are.equal(0, cli.main({ "run", "-" }, sink(), sink(), source("from\nstdin\n")))
-      assert.are.equal("from\nstdin\n", calls.run.problem)
+      assert.are.equal("from\nstdin", calls.run.problem)
+      assert.are.equal(0, cli.main({ "run", "-" }, sink(), sink(), source("two\n\n")))
+      assert.are.equal("two\n", calls.run.problem)
     end)
 
     it("returns 2 for an empty stdin", function()

@@ -2,7 +2,13 @@
 -- message for the usage error); main runs the flow, reports progress on
 -- stderr and writes the result on stdout. The streams are parameters so the
 -- specs can run main without a terminal.
+local text = require("owl.text")
+
 local cli = {}
+
+-- A problem is a prompt, not a data set: past this, stdin is refused rather
+-- than read whole (`owl run - < /dev/zero` must not eat the memory).
+cli.MAX_PROBLEM_BYTES = 1024 * 1024
 
 cli.usage = [[
 usage: owl run [options] PROBLEM...
@@ -17,6 +23,9 @@ options:
                      else https://api.openai.com/v1)
   --header 'K: V'    an extra request header; may be repeated
   --max-workers K    at most K workers at once (an integer >= 1)
+  --timeout S        give up on a call after S seconds (default: $OWL_TIMEOUT,
+                     else 600); a call whose answer stops arriving for 30 s
+                     fails sooner
   --json             print the whole result as JSON
   -h, --help         print this help
   --                 everything after it is the problem
@@ -43,7 +52,19 @@ local VALUE_FLAGS = {
     end
     opts.max_workers = n
   end,
+  timeout = function(opts, v)
+    local n = cli.seconds(v)
+    if not n then return "--timeout needs a number of seconds above 0, got '" .. v .. "'" end
+    opts.timeout = n
+  end,
 }
+
+-- A positive, finite number of seconds (at most 1e9) from text, or nil.
+function cli.seconds(v)
+  local n = type(v) == "string" and v:find("^%s*%d*%.?%d+%s*$") and tonumber(v)
+  if n and n > 0 and n <= 1e9 then return n end
+  return nil
+end
 
 -- cli.parse(args) -> opts, or nil, message. Flags may come before or after
 -- the problem's words (a problem is rarely quoted); `--` ends the flags.
@@ -55,6 +76,8 @@ function cli.parse(args)
     error("owl.cli: parse needs an array of arguments, got " .. type(args), 2)
   end
   local opts = { headers = {}, json = false, help = false, stdin = false }
+  -- the terminal must never see a control character from an argument either
+  local function bad(message) return nil, text.printable(message) end
   local words = {}
   local flags_done = false
   local i, n = 1, #args
@@ -75,16 +98,16 @@ function cli.parse(args)
       local name, value = a:match("^%-%-([^=]+)=(.*)$")
       name = name or a:match("^%-%-(.+)$")
       local set = name and VALUE_FLAGS[name]
-      if not set then return nil, "unknown flag " .. a end
+      if not set then return bad("unknown flag " .. a) end
       if value == nil then
         i = i + 1
         value = args[i]
         -- "--model --json" is a forgotten value, not a model named --json
         if value ~= nil and value:sub(1, 2) == "--" then value = nil end
       end
-      if value == nil or value == "" then return nil, "--" .. name .. " needs a value" end
+      if value == nil or value == "" then return bad("--" .. name .. " needs a value") end
       local problem = set(opts, value)
-      if problem then return nil, problem end
+      if problem then return bad(problem) end
     end
     i = i + 1
   end
@@ -92,7 +115,7 @@ function cli.parse(args)
 
   local command = table.remove(words, 1)
   if command == nil then return nil, "no command: use 'owl run PROBLEM'" end
-  if command ~= "run" then return nil, "unknown command '" .. command .. "'" end
+  if command ~= "run" then return bad("unknown command '" .. command .. "'") end
   opts.command = command
   if #words == 1 and words[1] == "-" then
     opts.stdin = true
@@ -104,6 +127,12 @@ function cli.parse(args)
   return opts
 end
 
+-- Plan fields and error text come from a model or a server: shown as
+-- text, one line each, and cut, never written raw to the terminal.
+local function shown(v, max)
+  return text.printable(text.cap(tostring(v), max or 400))
+end
+
 local function progress(io_err)
   local total = 0
   return function(event, data)
@@ -111,16 +140,16 @@ local function progress(io_err)
     if event == "plan" then
       local subtasks = data.subtasks or {}
       total = #subtasks
-      io_err:write("owl: plan: ", tostring(data.objective), "\n")
+      io_err:write("owl: plan: ", shown(data.objective, 2000), "\n")
       for i, s in ipairs(subtasks) do
-        io_err:write("owl:   ", i, ". ", tostring(s.name), "\n")
+        io_err:write("owl:   ", i, ". ", shown(s.name, 200), "\n")
       end
     elseif event == "worker_done" then
-      local head = "owl: [" .. tostring(data.index) .. "/" .. total .. "] " .. tostring(data.name)
+      local head = "owl: [" .. tostring(data.index) .. "/" .. total .. "] " .. shown(data.name, 200)
       if data.ok then
         io_err:write(head, " done\n")
       else
-        io_err:write(head, " failed: ", tostring(data.err), "\n")
+        io_err:write(head, " failed: ", shown(data.err, 2000), "\n")
       end
     elseif event == "aggregate" then
       io_err:write("owl: aggregating\n")
@@ -140,6 +169,30 @@ local function encode_result(result)
   return pcall(json.encode, copy)
 end
 
+-- The problem from stdin, read in pieces up to MAX_PROBLEM_BYTES; nil and
+-- a message past that. The newline a shell or an editor ends it with is
+-- not part of the problem.
+local function read_problem(io_in)
+  local parts, size = {}, 0
+  while true do
+    local chunk = io_in:read(64 * 1024)
+    if chunk == nil then break end
+    size = size + #chunk
+    if size > cli.MAX_PROBLEM_BYTES then
+      return nil, "the problem on stdin is larger than " .. cli.MAX_PROBLEM_BYTES .. " bytes"
+    end
+    parts[#parts + 1] = chunk
+  end
+  return (table.concat(parts):gsub("\r?\n$", ""))
+end
+
+-- What goes to stdout: the result as it is, unless stdout is a terminal,
+-- where model-written control characters would act instead of showing.
+local function for_stdout(s, io_out)
+  if io_out == io.stdout and require("owl.core").isatty(1) then return text.printable(s, true) end
+  return s
+end
+
 -- cli.main(args, io_out, io_err [, io_in]) -> exit code: 0 done, 1 the run
 -- failed, 2 a usage error.
 function cli.main(args, io_out, io_err, io_in)
@@ -157,9 +210,23 @@ function cli.main(args, io_out, io_err, io_in)
   end
   local problem = opts.problem
   if opts.stdin then
-    problem = io_in:read("*a")
-    if not problem or not problem:find("%S") then
+    local too_big
+    problem, too_big = read_problem(io_in)
+    if not problem then
+      io_err:write("owl: ", too_big, "\n")
+      return 2
+    end
+    if not problem:find("%S") then
       io_err:write("owl: no problem on stdin\n")
+      return 2
+    end
+  end
+  local timeout = opts.timeout
+  if timeout == nil and os.getenv("OWL_TIMEOUT") then
+    timeout = cli.seconds(os.getenv("OWL_TIMEOUT"))
+    if not timeout then
+      io_err:write("owl: OWL_TIMEOUT must be a number of seconds above 0, got '",
+        text.printable(os.getenv("OWL_TIMEOUT")), "'\n")
       return 2
     end
   end
@@ -172,15 +239,16 @@ function cli.main(args, io_out, io_err, io_in)
       base_url = opts.base_url,
       model = opts.model or os.getenv("OWL_MODEL") or "gpt-4o-mini",
       headers = next(opts.headers) and opts.headers or nil,
+      timeout = timeout,
     }
     return owl.run(client, problem, { max_workers = opts.max_workers, on_event = progress(io_err) })
   end)
   if not ok then
-    io_err:write("owl: ", tostring(result), "\n")
+    io_err:write("owl: ", shown(result, 4000), "\n")
     return 1
   end
   if result == nil then
-    io_err:write(tostring(err or "owl: the run failed without an error"), "\n")
+    io_err:write(shown(err or "owl: the run failed without an error", 8000), "\n")
     return 1
   end
 
@@ -192,7 +260,7 @@ function cli.main(args, io_out, io_err, io_in)
     end
     io_out:write(encoded, "\n")
   else
-    local final = tostring(result.final or "")
+    local final = for_stdout(tostring(result.final or ""), io_out)
     io_out:write(final)
     if final:sub(-1) ~= "\n" then io_out:write("\n") end
   end
