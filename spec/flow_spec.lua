@@ -44,7 +44,7 @@ describe("owl.run", function()
     it("runs " .. n .. " subtask(s) with every worker call in flight at once", function()
       local c = client{ ["x-mock-subtasks"] = tostring(n), ["x-mock-barrier"] = tostring(n),
                         ["x-mock-barrier-timeout-ms"] = "20000" }
-      local result, err = owl.run(c, "Write a word counter in Lua.")
+      local result, err = owl.run(c, "Write a word counter in Lua.", { max_subtasks = math.max(n, 100) })
       assert.is_nil(err)
       check_result(result, n)
       local stats = server:stats()
@@ -179,7 +179,11 @@ describe("owl.run", function()
       assert.has_error(function() owl.run(c, "") end, "owl.run: the problem must be a non-empty string")
       assert.has_error(function() owl.run(c, 42) end, "owl.run: the problem must be a non-empty string")
       assert.has_error(function() owl.run(c, "p", { bogus = true }) end, "owl.run: unknown option 'bogus'")
-      assert.has_error(function() owl.run(c, "p", { max_workers = 0 }) end, "owl.run: option 'max_workers' must be a positive integer")
+      assert.has_error(function() owl.run(c, "p", { max_workers = 0 }) end, "owl.run: option 'max_workers' must be a positive integer, got 0")
+      assert.has_error(function() owl.run(c, "p", { max_workers = math.huge }) end,
+        "owl.run: option 'max_workers' must be a positive integer, got " .. tostring(math.huge))
+      assert.has_error(function() owl.run(c, "p", { max_subtasks = 0.5 }) end,
+        "owl.run: option 'max_subtasks' must be an integer from 1 to 1000000, got 0.5")
       assert.has_error(function() owl.run(c, "p", { models = { planner = "x" } }) end, "owl.run: models has an unknown role 'planner'")
       assert.equal(0, server:stats().total)
     end)

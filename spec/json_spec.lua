@@ -316,15 +316,19 @@ describe("owl.json", function()
       assert.are.equal("json: control character 0x0A in string at byte 4 (line 1, column 4)", err)
     end)
 
-    it("round-trips arbitrary bytes", function()
-      local s = bytes(100000, 7)
+    it("round-trips arbitrary text: every byte value, made valid UTF-8 where it was not", function()
+      local raw = bytes(100000, 7)
+      assert.is_not_nil(json.utf8_error(raw)) -- random bytes are not UTF-8 ...
+      local s = json.fix_utf8(raw)            -- ... until each bad byte becomes U+FFFD
+      assert.is_nil(json.utf8_error(s))
       assert.are.equal(s, json.decode(json.encode(s)))
       assert.are.equal(s, json.decode(json.encode({ s }))[1])
+      assert.are.equal(s, json.decode(json.encode(raw, { invalid_utf8 = "replace" })))
     end)
 
     it("finds a special byte at any offset of an 8-byte block", function()
       local expected = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\0"] = "\\u0000", ["\31"] = "\\u001f",
-        ["\127"] = "\127", ["\200"] = "\200", [" "] = " " }
+        ["\127"] = "\127", ["\195\169"] = "\195\169", [" "] = " " }
       for c, esc in pairs(expected) do
         for len = 1, 19 do
           for pos = 1, len do
@@ -473,7 +477,7 @@ describe("owl.json", function()
 
     it("writes large pieces exactly", function()
       local big = string.rep('0123456789"\n', 100000)
-      local mixed = bytes(300000, 3)
+      local mixed = json.fix_utf8(bytes(300000, 3))
       local r = json.rope({ big, mixed, big })
       assert.are.equal(big .. mixed .. big, json.decode(json.encode(r)))
     end)
