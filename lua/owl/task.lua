@@ -9,8 +9,9 @@
 -- meanwhile. The same functions therefore block in a script and yield in a
 -- task.
 --
--- On Lua 5.1 a yield cannot cross pcall: owl never yields inside one, and
--- code running in a task must not call owl inside pcall there either.
+-- On Lua 5.1 a yield cannot cross pcall, and on no Lua can it cross a C
+-- function such as table.sort: a call there raises an owl error saying so
+-- before anything is awaited, and the task can go on.
 local M = {}
 
 local unpack = table.unpack or unpack
@@ -169,7 +170,7 @@ end
 
 local CANNOT_YIELD = "owl: cannot wait for a call here: this task is inside pcall or a C function, "
   .. "and a yield cannot cross it on " .. (IS_JIT and "LuaJIT" or _VERSION)
-  .. ". Call owl outside pcall: its calls return nil, err instead of raising."
+  .. ". Use the nil, err returns instead of pcall: owl's calls do not raise on failure."
 
 -- Waits until transfer t (started on loop) has finished.
 function M.await(loop, t)

@@ -173,9 +173,9 @@ local function error_fields(e, fields, secrets)
   return fields
 end
 
--- A non-2xx answer: OpenAI's {"error": {message, type, code, param}} when
--- the body has that shape, else the status and the start of the body.
-local function http_error(res, status, secrets)
+-- What any error from this response carries: its status, and the request
+-- id and retry-after the server sent (redacted: a server may echo anything).
+local function response_fields(res, status, secrets)
   local fields = { status = status }
   local request_id = res:header("x-request-id")
   if request_id then fields.request_id = errors.redact_prefix(request_id, secrets, errors.MAX_FIELD) end
@@ -183,6 +183,13 @@ local function http_error(res, status, secrets)
   if retry_after then
     fields.retry_after = tonumber(retry_after) or errors.redact_prefix(retry_after, secrets, errors.MAX_FIELD)
   end
+  return fields
+end
+
+-- A non-2xx answer: OpenAI's {"error": {message, type, code, param}} when
+-- the body has that shape, else the status and the start of the body.
+local function http_error(res, status, secrets)
+  local fields = response_fields(res, status, secrets)
 
   local decoded = body_size(res) <= MAX_ERROR_JSON and res:json() or nil
   local e = type(decoded) == "table" and present(decoded.error) or nil
@@ -260,7 +267,8 @@ function openai.read(res, client)
     local e = type(decoded) == "table" and present(decoded.error) or nil
     if type(e) == "table" and type(present(e.message)) == "string" then
       return nil, errors.new("protocol", "the response has no choices[1].message: "
-        .. errors.redact_prefix(e.message, secrets, errors.MAX_MESSAGE), error_fields(e, { status = status }, secrets))
+        .. errors.redact_prefix(e.message, secrets, errors.MAX_MESSAGE),
+        error_fields(e, response_fields(res, status, secrets), secrets))
     end
     return nil, errors.new("protocol", "the response has no choices[1].message", { status = status })
   end
