@@ -179,7 +179,8 @@ describe("owl.run", function()
       assert.has_error(function() owl.run(c, "") end, "owl.run: the problem must be a non-empty string")
       assert.has_error(function() owl.run(c, 42) end, "owl.run: the problem must be a non-empty string")
       assert.has_error(function() owl.run(c, "p", { bogus = true }) end, "owl.run: unknown option 'bogus'")
-      assert.has_error(function() owl.run(c, "p", { max_workers = 0 }) end, "owl.run: option 'max_workers' must be a positive integer, got 0")
+      assert.has_error(function() owl.run(c, "p", { max_workers = 0 }) end,
+        "owl.run: option 'max_workers' must be a positive integer, got 0")
       assert.has_error(function() owl.run(c, "p", { max_workers = math.huge }) end,
         "owl.run: option 'max_workers' must be a positive integer, got " .. tostring(math.huge))
       assert.has_error(function() owl.run(c, "p", { max_subtasks = 0.5 }) end,
