@@ -13,7 +13,11 @@ local client = owl.client{
   model = os.getenv("OPENAI_MODEL") or "gpt-4o-mini",
   headers = (subtasks and subtasks ~= "") and { ["x-fake-subtasks"] = subtasks } or nil,
 }
-local result, err = owl.run(client, "Write a small python library for statistics on streaming data, with tests.")
+-- the benchmark asks for N subtasks on purpose: allow that many (owl.run's
+-- default max_subtasks, 100, guards against a runaway plan)
+local n = tonumber(subtasks)
+local result, err = owl.run(client, "Write a small python library for statistics on streaming data, with tests.",
+  { max_subtasks = n and math.max(n, 100) or nil })
 if not result then
   io.stderr:write("owl: ", tostring(err), "\n")
   os.exit(1)
