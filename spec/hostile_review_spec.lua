@@ -168,6 +168,16 @@ describe("regression: keys leaked through every error field but the message", fu
     assert.matches("%[redacted%]", tostring(err))
   end)
 
+  it("redacts model text that an owl.run error quotes (a refusal echoing the key)", function()
+    server:script{ { body = { choices = { { index = 0, finish_reason = "stop",
+      message = { role = "assistant", refusal = "I will not use " .. KEY } } } } } }
+    local result, err = owl.run(client(), "problem")
+    assert.is_nil(result)
+    assert.equal("refusal", err.kind)
+    assert.equal("the orchestrator refused: I will not use [redacted]", err.message)
+    assert_no_secret("the refusal", err)
+  end)
+
   it("names a header as a credential by its name", function()
     for _, name in ipairs({ "Authorization", "api-key", "X-API-Key", "x-goog-api-key", "X-Gateway-Token",
                             "X-Custom-Secret", "Proxy-Authorization", "Cookie" }) do
@@ -289,7 +299,8 @@ describe("regression: unbounded fan-out and memory", function()
 
   it("keeps the worker window under half the descriptor limit (300 workers under ulimit -n 256)", function()
     local lua = type(jit) == "table" and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
-    local build = os.getenv("OWL_BUILD_DIR") or ("build/" .. (type(jit) == "table" and "jit" or _VERSION:match("%d+%.%d+")))
+    -- the plain build: under check-mem the child runs without the memory tools
+    local build = "build/" .. (type(jit) == "table" and "jit" or _VERSION:match("%d+%.%d+"))
     local script = os.tmpname()
     local f = assert(io.open(script, "w"))
     f:write('package.cpath = "', build, '/?.so;" .. package.cpath\n',

@@ -82,12 +82,12 @@ function M.new(opts)
   positive("connect_timeout", opts.connect_timeout)
   positive("stall_timeout", opts.stall_timeout)
   local max_bytes = opts.max_response_bytes
-  if max_bytes ~= nil and not (max_bytes >= 1 and max_bytes <= 2^53 and max_bytes == math.floor(max_bytes)) then
+  if max_bytes ~= nil and not (max_bytes >= 1 and max_bytes <= 2^53 - 1 and max_bytes == math.floor(max_bytes)) then
     error("owl.client: option 'max_response_bytes' must be a positive integer, got " .. tostring(max_bytes), 2)
   end
   local maxc = opts.max_connections
   if maxc ~= nil and not (maxc >= 1 and maxc <= 1e9 and maxc == math.floor(maxc)) then
-    error("owl.client: option 'max_connections' must be a positive integer", 2)
+    error("owl.client: option 'max_connections' must be an integer from 1 to 1000000000, got " .. tostring(maxc), 2)
   end
   if opts.loop ~= nil and maxc ~= nil then
     error("owl.client: give either 'loop' or 'max_connections' (a loop has its own cap)", 2)

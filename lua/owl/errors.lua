@@ -187,7 +187,7 @@ function errors.scrub(err, secrets, seen)
   if type(err) ~= "table" or seen[err] then return err end
   seen[err] = true
   for k, v in pairs(err) do
-    if type(v) == "string" then
+    if type(v) == "string" and k ~= "kind" then -- kind is owl's own word
       err[k] = errors.redact(v, secrets)
     elseif (k == "cause" or k == "errors") and type(v) == "table" then
       if errors.is(v) then errors.scrub(v, secrets, seen) else

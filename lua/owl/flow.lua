@@ -60,14 +60,14 @@ local function check_options(opts)
   end
   -- Every bound is checked here, before the orchestrator call is paid for.
   -- max_workers may exceed the plan: it is a cap, not a count.
-  if opts.max_workers ~= nil and not is_count(opts.max_workers, 2^53) then
+  if opts.max_workers ~= nil and not is_count(opts.max_workers, 2^53 - 1) then
     error("owl.run: option 'max_workers' must be a positive integer, got " .. tostring(opts.max_workers), 3)
   end
   if opts.max_subtasks ~= nil and not is_count(opts.max_subtasks, 1e6) then
     error("owl.run: option 'max_subtasks' must be an integer from 1 to 1000000, got " .. tostring(opts.max_subtasks), 3)
   end
   local total = opts.max_total_response_bytes
-  if total ~= nil and not is_count(total, 2^53) then
+  if total ~= nil and not is_count(total, 2^53 - 1) then
     error("owl.run: option 'max_total_response_bytes' must be a positive integer, got " .. tostring(total), 3)
   end
   return opts
@@ -90,10 +90,12 @@ local function count(usage, role, res)
   end
 end
 
--- A response that is not usable as an answer: refused or cut off.
-local function unusable(res, who)
+-- A response that is not usable as an answer: refused or cut off. Model
+-- text quoted in an error is redacted of the client's secrets, like a
+-- server's (a model may echo anything it was sent).
+local function unusable(res, who, secrets)
   if res.refusal then
-    return errors.new("refusal", who .. " refused: " .. tostring(res.refusal))
+    return errors.new("refusal", errors.redact(who .. " refused: " .. tostring(res.refusal), secrets))
   end
   if res.finish_reason == "length" then
     return errors.new("length", who .. " was cut off at the token limit (finish_reason length)")
@@ -116,12 +118,12 @@ local function model_for(opts, role)
 end
 
 -- The plan as a table, or nil and an error naming what is wrong with it.
-local function read_plan(res, json_schema)
-  local bad = unusable(res, "the orchestrator")
+local function read_plan(res, json_schema, secrets)
+  local bad = unusable(res, "the orchestrator", secrets)
   if bad then return nil, bad end
   local plan, derr = json.decode(res.text)
   if plan == nil then
-    return nil, errors.new("invalid", "the plan is not JSON: " .. tostring(derr))
+    return nil, errors.new("invalid", errors.redact("the plan is not JSON: " .. tostring(derr), secrets))
   end
   local ok, problems = schema.validate(json_schema, plan)
   if not ok then
@@ -131,7 +133,7 @@ local function read_plan(res, json_schema)
       lines[i] = (p.path == "" and "(root)" or p.path) .. ": " .. p.message
     end
     if #problems > 5 then lines[#lines + 1] = "and " .. (#problems - 5) .. " more" end
-    return nil, errors.new("invalid", "the plan does not match its schema: " .. table.concat(lines, "; "),
+    return nil, errors.new("invalid", errors.redact("the plan does not match its schema: " .. table.concat(lines, "; "), secrets),
       { problems = problems, plan = plan })
   end
   if type(plan.objective) ~= "string" or type(plan.subtasks) ~= "table" or #plan.subtasks == 0 then
@@ -211,7 +213,7 @@ function M.run(client, problem, opts)
   count(usage, "orchestrator", res)
   if not res then return fail(err) end
   local plan
-  plan, err = read_plan(res, json_schema)
+  plan, err = read_plan(res, json_schema, client.secrets)
   if not plan then return fail(err) end
   local subtasks = plan.subtasks
   partial.objective, partial.subtasks = plan.objective, subtasks
@@ -240,7 +242,7 @@ function M.run(client, problem, opts)
     tasks[i] = task.spawn(function()
       local wres, werr = client:finish(t, loop)
       count(usage, "workers", wres)
-      if wres then werr = unusable(wres, "the worker") end
+      if wres then werr = unusable(wres, "the worker", client.secrets) end
       if werr then
         failures[#failures + 1] = { index = i, err = werr }
         on_event("worker_done", { index = i, name = subtasks[i].name, ok = false, err = werr })
@@ -287,7 +289,7 @@ function M.run(client, problem, opts)
   res, err = client:finish(core.aggregate(loop, spec_of(agg_request)), loop)
   count(usage, "aggregator", res)
   if not res then return fail(err) end
-  err = unusable(res, "the aggregator")
+  err = unusable(res, "the aggregator", client.secrets)
   if err then return fail(err) end
 
   return {
