@@ -221,6 +221,12 @@ function cli.main(args, io_out, io_err, io_in)
       return 2
     end
   end
+  -- checked here, not left to owl.run: it is a usage error (exit 2)
+  local bad_byte = require("owl.json").utf8_error(problem)
+  if bad_byte then
+    io_err:write("owl: the problem is not valid UTF-8 (byte ", bad_byte, ")\n")
+    return 2
+  end
   local timeout = opts.timeout
   if timeout == nil and os.getenv("OWL_TIMEOUT") then
     timeout = cli.seconds(os.getenv("OWL_TIMEOUT"))
@@ -244,7 +250,9 @@ function cli.main(args, io_out, io_err, io_in)
     return owl.run(client, problem, { max_workers = opts.max_workers, on_event = progress(io_err) })
   end)
   if not ok then
-    io_err:write("owl: ", shown(result, 4000), "\n")
+    -- the message is for the user; where in owl's Lua it was raised is not
+    local shown_message = tostring(result):gsub("^[^\n]-%.lua:%d+: ", "")
+    io_err:write("owl: ", shown(shown_message, 4000), "\n")
     return 1
   end
   if result == nil then
