@@ -3,6 +3,8 @@
  * in its own file (loop.c, transfer.c, flow.c, json_*.c, regex.c).
  */
 #include <curl/curl.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -26,15 +28,47 @@ static int canary_leak(lua_State *L) {
 }
 #endif
 
-/* core.fd_limit() -> the soft RLIMIT_NOFILE, or nil when unlimited or
- * unknown: how many transfers a process can have connecting at once. */
+/* Descriptors open now, or -1 when they cannot be counted cheaply: the
+ * entries of /proc/self/fd (less the one opendir holds), else a probe of
+ * every number below a small limit. Inherited ones count: a host (or a
+ * parent process) may hold hundreds. */
+static long open_fds(rlim_t limit) {
+  DIR *d = opendir("/proc/self/fd");
+  if (d != NULL) {
+    long n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+      if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n > 0 ? n - 1 : 0;
+  }
+  if (limit <= 65536) {
+    long n = 0;
+    int fd;
+    for (fd = 0; fd < (int)limit; fd++)
+      if (fcntl(fd, F_GETFD) != -1) n++;
+    return n;
+  }
+  return -1;
+}
+
+/* core.fd_limit() -> the soft RLIMIT_NOFILE and how many descriptors are
+ * open now (nil when unknown), or nil when unlimited or unknown: how many
+ * transfers a process can still have connecting at once. */
 static int l_fd_limit(lua_State *L) {
   struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || (double)rl.rlim_cur > 9007199254740991.0)
+  long open;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || (double)rl.rlim_cur > 9007199254740991.0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushinteger(L, (lua_Integer)rl.rlim_cur);
+  open = open_fds(rl.rlim_cur);
+  if (open < 0)
     lua_pushnil(L);
   else
-    lua_pushinteger(L, (lua_Integer)rl.rlim_cur);
-  return 1;
+    lua_pushinteger(L, (lua_Integer)open);
+  return 2;
 }
 
 /* core.isatty(fd) -> whether fd is a terminal (the CLI colours and redraws

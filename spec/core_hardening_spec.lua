@@ -314,8 +314,16 @@ end)
 
 describe("regression: no way to ask the process for its limits and terminals", function()
   it("core.fd_limit and core.isatty", function()
-    local n = core.fd_limit()
+    local n, open = core.fd_limit()
     assert.is_true(n == nil or (n > 0 and n == math.floor(n)))
+    if n then
+      -- stdin, stdout and stderr at least; one more while a file is open
+      assert.is_true(open >= 3 and open < n, tostring(open))
+      local f = assert(io.open("README.md"))
+      local _, more = core.fd_limit()
+      f:close()
+      assert.equal(open + 1, more)
+    end
     assert.is_boolean(core.isatty(1))
     assert.is_false(core.isatty(1000))
   end)

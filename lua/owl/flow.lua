@@ -148,12 +148,14 @@ local function read_plan(res, json_schema, secrets)
 end
 
 -- How many workers may be in flight: max_workers (all n when unset), and no
--- more than half the process's file descriptors (each call holds a socket;
--- the other half is left to the host, the loop and its files).
+-- more than half the file descriptors the process has left (each call holds
+-- a socket; the other half is left to the host, the loop and its files).
 local function worker_window(max_workers, n)
   local window = math.min(max_workers or n, n)
-  local limit = core.fd_limit()
-  if limit then window = math.min(window, math.max(1, math.floor(limit / 2))) end
+  local limit, open = core.fd_limit()
+  if limit then
+    window = math.min(window, math.max(1, math.floor((limit - (open or 0)) / 2)))
+  end
   return window
 end
 
