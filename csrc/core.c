@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -28,19 +29,26 @@ static int canary_leak(lua_State *L) {
 }
 #endif
 
-/* Descriptors open now, or -1 when they cannot be counted cheaply: the
- * entries of /proc/self/fd (less the one opendir holds), else a probe of
- * every number below a small limit. Inherited ones count: a host (or a
- * parent process) may hold hundreds. */
+/* Descriptors open now below the limit (a new one takes the lowest free
+ * number, so only those use up room; inherited ones above the limit do
+ * not), or -1 when they cannot be counted cheaply: the entries of
+ * /proc/self/fd (less the one opendir holds), else a probe of every number
+ * below a small limit. A host, or a parent process, may hold hundreds. */
 static long open_fds(rlim_t limit) {
   DIR *d = opendir("/proc/self/fd");
   if (d != NULL) {
     long n = 0;
+    int own = dirfd(d);
     struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-      if (e->d_name[0] != '.') n++;
+    while ((e = readdir(d)) != NULL) {
+      char *end;
+      unsigned long fd;
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      fd = strtoul(e->d_name, &end, 10);
+      if (*end == '\0' && fd < (unsigned long)limit && (long)fd != (long)own) n++;
+    }
     closedir(d);
-    return n > 0 ? n - 1 : 0;
+    return n;
   }
   if (limit <= 65536) {
     long n = 0;

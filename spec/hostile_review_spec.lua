@@ -297,36 +297,60 @@ describe("regression: unbounded fan-out and memory", function()
     assert.equal(1, server:stats().total)
   end)
 
-  it("keeps the worker window under half the descriptors left (300 workers under ulimit -n 256)", function()
+  -- Runs a 300-worker flow in a child under ulimit -n 256, with only
+  -- stdio inherited and then `fds` opened (bash redirections); returns the
+  -- descriptors open below the limit as the child counted them, and the
+  -- mock's stats.
+  local function child_flow(fds)
     local lua = type(jit) == "table" and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
     -- the plain build: under check-mem the child runs without the memory tools
     local build = "build/" .. (type(jit) == "table" and "jit" or _VERSION:match("%d+%.%d+"))
     local script = os.tmpname()
     local f = assert(io.open(script, "w"))
-    -- the child inherits whatever this process holds open: the window must
-    -- count those, and a latency keeps every call of the window in flight
+    -- a latency keeps every call of the window in flight at once
     f:write('package.cpath = "', build, '/?.so;" .. package.cpath\n',
       'package.path = "lua/?.lua;lua/?/init.lua;" .. package.path\n',
       'local owl = require("owl")\n',
       'print("limit", require("owl.core").fd_limit())\n',
       'local c = owl.client{ base_url = "', server.url, '", api_key = "sk-child", model = "m",',
-      ' headers = { ["x-mock-subtasks"] = "300", ["x-mock-latency-ms"] = "300" } }\n',
+      ' headers = { ["x-mock-subtasks"] = "300", ["x-mock-latency-ms"] = "100" } }\n',
       'local r, err = owl.run(c, "problem", { max_subtasks = 300 })\n',
       'print(r and ("ok " .. #r.outputs) or tostring(err))\n')
     f:close()
-    local ok, _, out = mock.run("ulimit -n 256 && " .. lua .. " " .. script)
+    -- what this process holds open (the suite's sockets, busted's files)
+    -- would otherwise leak into the child and decide the outcome
+    local close_inherited = 'for p in /proc/self/fd/*; do n=${p##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; '
+    local ok, _, out = mock.run("bash -c " .. mock.shell_quote(close_inherited .. fds
+      .. " ulimit -n 256 && exec " .. lua .. " " .. script))
     os.remove(script)
     assert.is_true(ok, out)
+    assert.matches("ok 300", out)
     local open = tonumber(out:match("^limit\t256\t(%d+)\n"))
     assert.is_number(open, out)
-    assert.matches("ok 300", out)
-    local stats = server:stats()
-    assert.equal(302, stats.total)
-    -- at most half of what was left; a few less once the plan's connection
-    -- and the loop's own descriptors are open
+    return open, server:stats()
+  end
+
+  -- at most half of what was left; a few less once the plan's connection
+  -- and the loop's own descriptors are open
+  local function assert_window(open, stats)
     local window = math.floor((256 - open) / 2)
+    assert.equal(302, stats.total)
     assert.is_true(stats.max_in_flight <= window and stats.max_in_flight >= window - 4,
       "max in flight " .. stats.max_in_flight .. ", half of what was left " .. window)
+  end
+
+  it("keeps the worker window under half the descriptor limit (300 workers under ulimit -n 256)", function()
+    local open, stats = child_flow("")
+    assert.is_true(open >= 3 and open <= 6, "open " .. open)
+    assert_window(open, stats)
+  end)
+
+  it("counts descriptors the process inherited below the limit, and only those", function()
+    -- 100 open below the limit (numbers 100-199), 100 above it (300-399)
+    local fds = "for n in $(seq 100 199) $(seq 300 399); do eval \"exec $n</dev/null\"; done; "
+    local open, stats = child_flow(fds)
+    assert.is_true(open >= 103 and open <= 106, "open " .. open)
+    assert_window(open, stats)
   end)
 
   it("validates max_workers and client timeouts before any paid call", function()
