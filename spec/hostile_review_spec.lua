@@ -377,6 +377,12 @@ describe("regression: unbounded fan-out and memory", function()
     local res, err = client(nil, { max_response_bytes = 1000 }):chat{ messages = { { role = "user", content = "hi" } } }
     assert.is_nil(res)
     assert.matches("larger than max_response_bytes %(1000 bytes%)", err.message)
+    -- an error page over the cap keeps its status: a 500 stays a 500
+    server:script{ { status = 500, body = string.rep("x", 5000) } }
+    res, err = client(nil, { max_response_bytes = 1000 }):chat{ messages = { { role = "user", content = "hi" } } }
+    assert.is_nil(res)
+    assert.equal(500, err.status)
+    assert.equal("owl: protocol error 500: the response body is larger than max_response_bytes (1000 bytes)", tostring(err))
   end)
 
   it("fails a run whose responses pass max_total_response_bytes, keeping the output that finished", function()

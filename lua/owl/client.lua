@@ -150,7 +150,14 @@ end
 -- whatever field a server put a key in.
 function Client:read(t)
   local kind, message = t:failure()
-  if kind then return nil, errors.from_failure(kind, message, self.secrets) end
+  if kind then
+    local err = errors.from_failure(kind, message, self.secrets)
+    -- a failure after the status line (a body over max_response_bytes, a
+    -- reset mid-body) keeps the status: a 500 stays a 500
+    local status = t:status()
+    if type(status) == "number" and status > 0 then err.status = status end
+    return nil, err
+  end
   local res, err = self.provider.read(t, self)
   if res == nil then return nil, errors.scrub(err, self.secrets) end
   return res
