@@ -102,6 +102,7 @@ int luaopen_owl_core(lua_State *L) {
   owl_loop_open(L);
   owl_flow_open(L);
   owl_budget_open(L);
+  owl_clock_open(L);
   lua_pushcfunction(L, l_fd_limit);
   lua_setfield(L, -2, "fd_limit");
   lua_pushcfunction(L, l_isatty);

@@ -60,6 +60,7 @@ void owl_flow_open(lua_State *L);
 void owl_json_open(lua_State *L); /* sets core.json */
 void owl_regex_open(lua_State *L);
 void owl_budget_open(lua_State *L);
+void owl_clock_open(lua_State *L); /* sets core.now */
 
 /*
  * JSON for the other C files. Both report failure by returning 0 and writing

@@ -31,7 +31,7 @@ build = {
   modules = {
     ["owl.core"] = {
       sources = {
-        "csrc/core.c", "csrc/budget.c", "csrc/buffer.c", "csrc/loop.c", "csrc/transfer.c", "csrc/flow.c",
+        "csrc/core.c", "csrc/budget.c", "csrc/buffer.c", "csrc/clock.c", "csrc/loop.c", "csrc/transfer.c", "csrc/flow.c",
         "csrc/json_encode.c", "csrc/json_decode.c", "csrc/regex.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
