@@ -14,6 +14,11 @@ local owl = {
   client = client.new,
   run = flow.run,
   spawn = task.spawn,
+  sleep = task.sleep,
+  semaphore = task.semaphore,
+  -- milliseconds until owl's next timer (owl.sleep) is due, or nil: a host
+  -- loop that drives owl.loop() itself calls owl.dispatch(loop, {}) then
+  next_timer_ms = task.next_timer_ms,
   -- The loop shared by clients that do not ask for their own. A host loop
   -- (vim.uv, a game's frame tick) may drive it with loop:sockets(),
   -- loop:timeout() and loop:action(), handing what action() returns to

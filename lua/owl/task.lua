@@ -1,17 +1,20 @@
 -- owl.task: tasks and the driver that resumes them.
 --
 -- C never yields (LuaJIT and 5.1 have no lua_yieldk): the core reports
--- finished transfers, and this module resumes whichever task waits for each.
--- A task is a coroutine owl created with spawn. Code running in one yields
--- while its transfer is in flight; code running anywhere else (the main
--- thread, a coroutine owl did not start) drives the loop itself until its
--- transfer is done, resuming every other task whose transfer finishes
--- meanwhile. The same functions therefore block in a script and yield in a
--- task.
+-- transfers that have news (new bytes of a stream, or the end), and this
+-- module resumes whichever task waits for each. A task is a coroutine owl
+-- created with spawn. Code running in one yields while its transfer is in
+-- flight or while it sleeps; code running anywhere else (the main thread, a
+-- coroutine owl did not start) drives the loops itself until it is done,
+-- resuming every other task whose wait ends meanwhile. The same functions
+-- therefore block in a script and yield in a task.
 --
 -- On Lua 5.1 a yield cannot cross pcall, and on no Lua can it cross a C
 -- function such as table.sort: a call there raises an owl error saying so
 -- before anything is awaited, and the task can go on.
+local core = require("owl.core")
+local errors = require("owl.errors")
+
 local M = {}
 
 local unpack = table.unpack or unpack
@@ -21,14 +24,20 @@ local WAIT = {} -- what a task yields to the driver; anything else is misuse
 local MAIN = {} -- the waiter recorded for a transfer awaited outside any task
 
 local by_coroutine = setmetatable({}, { __mode = "k" }) -- coroutine -> task
--- transfer -> { who = task or MAIN, loop = loop } for every awaited transfer.
--- A task also records the one transfer it waits for (task.waiting_for): a
--- wake-up for any other (a wait left behind by a yield that failed) is
--- ignored, never taken for the end of the current one.
+
+-- transfer -> { who = task or MAIN, loop = loop, news = bool } for every
+-- awaited transfer. A task also records the one transfer it waits for
+-- (task.waiting_for): a wake-up for any other (a wait left behind by a
+-- yield that failed) is ignored, never taken for the end of the current one.
 local waiting = {}
-local finished = setmetatable({}, { __mode = "k" }) -- transfers done before anyone waited
+local finished = setmetatable({}, { __mode = "k" }) -- done before anyone waited
+local woken = setmetatable({}, { __mode = "k" })    -- news for a MAIN waiter
 local loop_waits = {} -- loop -> number of transfers awaited on it
 local ready = {}      -- tasks to resume, in order
+
+-- Timers (owl.sleep), kept sorted by deadline: { at = seconds, task = task
+-- or MAIN, fired = bool }. A run has a handful: a sorted array is enough.
+local timers = {}
 
 local Task = {}
 Task.__index = Task
@@ -46,6 +55,11 @@ end
 
 local flush
 
+local function wake_waiters(task)
+  for _, w in ipairs(task.waiters) do ready[#ready + 1] = w end
+  task.waiters = {}
+end
+
 -- Resumes one task and records how it ended, if it did.
 local function resume(task)
   local r = pack(coroutine.resume(task.co))
@@ -58,15 +72,13 @@ local function resume(task)
       task.error = r[2]
       task.traceback = debug.traceback(task.co, tostring(r[2]))
     end
-    for _, w in ipairs(task.waiters) do ready[#ready + 1] = w end
-    task.waiters = {}
+    wake_waiters(task)
   elseif not r[1] or r[2] ~= WAIT then
     -- A task that yields on its own would be resumed by owl at a time it
     -- does not expect: refuse it loudly rather than corrupt it.
     task.status = "failed"
     task.error = "owl.task: a task yielded outside owl (use owl.spawn tasks only for owl waits)"
-    for _, w in ipairs(task.waiters) do ready[#ready + 1] = w end
-    task.waiters = {}
+    wake_waiters(task)
   end
 end
 
@@ -92,30 +104,80 @@ flush = function()
 end
 
 -- owl.spawn(fn, ...): starts fn in a new task, runs it until it first waits,
--- and returns the task.
+-- and returns the task. A task spawned inside another is its child: it is
+-- cancelled with it.
 function M.spawn(fn, ...)
   if type(fn) ~= "function" then error("owl.spawn: expected a function, got " .. type(fn), 2) end
   local args = pack(...)
-  local task = setmetatable({ status = "running", waiters = {} }, Task)
+  local parent = M.current()
+  local task = setmetatable({ status = "running", waiters = {}, children = {}, parent = parent }, Task)
   task.co = coroutine.create(function() return fn(unpack(args, 1, args.n)) end)
   by_coroutine[task.co] = task
+  if parent then
+    parent.children[#parent.children + 1] = task
+    task.cancelled = parent.cancelled
+  end
   resume(task)
   flush()
   return task
 end
 
--- Hands one finished transfer to whoever waits for it.
+-- ------------------------------------------------------------------ timers
+
+local function add_timer(at, who)
+  local timer = { at = at, who = who }
+  local i = #timers
+  while i > 0 and timers[i].at > at do i = i - 1 end
+  table.insert(timers, i + 1, timer)
+  return timer
+end
+
+local function remove_timer(timer)
+  for i = 1, #timers do
+    if timers[i] == timer then
+      table.remove(timers, i)
+      return
+    end
+  end
+end
+
+-- Fires every timer that is due: its task becomes ready.
+local function fire_timers()
+  local now = core.now()
+  while timers[1] and timers[1].at <= now do
+    local timer = table.remove(timers, 1)
+    timer.fired = true
+    if timer.who ~= MAIN then
+      timer.who.sleeping = nil
+      ready[#ready + 1] = timer.who
+    end
+  end
+end
+
+-- Milliseconds until the next timer is due (0 when one is), or nil for none.
+function M.next_timer_ms()
+  if not timers[1] then return nil end
+  return math.max(0, math.ceil((timers[1].at - core.now()) * 1000))
+end
+
+-- ------------------------------------------------------------------ delivery
+
+-- Hands one reported transfer to whoever waits for it: a finished one ends
+-- the wait; news of a running one (a stream's bytes) ends only a wait that
+-- asked for news.
 local function deliver(t)
+  local done = t:state() == "done"
   local w = waiting[t]
   if w == nil then
-    finished[t] = true
+    if done then finished[t] = true end
     return
   end
+  if not done and not w.news then return end
   waiting[t] = nil
   local n = loop_waits[w.loop] - 1
   loop_waits[w.loop] = n > 0 and n or nil
   if w.who == MAIN then
-    finished[t] = true
+    if done then finished[t] = true else woken[t] = true end
   elseif w.who.waiting_for == t then
     w.who.waiting_for = nil
     ready[#ready + 1] = w.who
@@ -123,11 +185,13 @@ local function deliver(t)
   -- else: a stale wait (its yield failed and the task went on); dropped
 end
 
--- Hands transfers that a loop reported finished to their waiters. A host
--- loop that drives loop:action() itself passes its results here (and what
--- loop:close() returns).
-function M.dispatch(_, completed)
-  for i = 1, #completed do deliver(completed[i]) end
+-- Hands transfers that a loop reported to their waiters, and fires due
+-- timers. A host loop that drives loop:action() itself passes its results
+-- here (and what loop:close() returns), and calls it with an empty array
+-- when owl.next_timer_ms() has passed.
+function M.dispatch(_, reported)
+  for i = 1, #reported do deliver(reported[i]) end
+  fire_timers()
   flush()
 end
 
@@ -138,16 +202,37 @@ local function release_closed(loop)
   for t, w in pairs(waiting) do
     if w.loop == loop then mine[#mine + 1] = t end
   end
-  for i = 1, #mine do deliver(mine[i]) end
+  for i = 1, #mine do
+    local w = waiting[mine[i]]
+    w.news = true -- a closed loop's transfer will never report again
+    deliver(mine[i])
+  end
   loop_waits[loop] = nil
+  fire_timers()
   flush()
+end
+
+-- The wait for one driver turn: timeout_ms, shortened to the next timer.
+local function turn_ms(timeout_ms)
+  local t = M.next_timer_ms()
+  if t and (timeout_ms < 0 or t < timeout_ms) then return t end
+  return timeout_ms
 end
 
 -- One turn of the driver: wait at most timeout_ms on loop, then resume.
 function M.step(loop, timeout_ms)
   if loop:is_closed() then return release_closed(loop) end
-  M.dispatch(loop, loop:step(timeout_ms))
+  M.dispatch(loop, loop:step(turn_ms(timeout_ms)))
 end
+
+-- Only timers are pending: sleep until the next is due, then fire it.
+local function idle_step()
+  core.sleep((M.next_timer_ms() or 0) / 1000)
+  fire_timers()
+  flush()
+end
+
+-- ------------------------------------------------------------------ waiting
 
 local IS_JIT = type(jit) == "table"
 
@@ -172,15 +257,39 @@ local CANNOT_YIELD = "owl: cannot wait for a call here: this task is inside pcal
   .. "and a yield cannot cross it on " .. (IS_JIT and "LuaJIT" or _VERSION)
   .. ". Use the nil, err returns instead of pcall: owl's calls do not raise on failure."
 
--- Waits until transfer t (started on loop) has finished.
-function M.await(loop, t)
+-- Drives every loop that has a waiter, and the timers, until done() is
+-- true. Blocking: for code outside any task.
+local function drive_until(done)
+  while not done() do
+    fire_timers()
+    flush()
+    if done() then break end
+    local loops, n = {}, 0
+    for loop in pairs(loop_waits) do n = n + 1; loops[n] = loop end
+    if n == 0 then
+      if not timers[1] then
+        error("owl.task: deadlock: waiting for a task that waits for nothing owl drives", 3)
+      end
+      idle_step()
+    else
+      -- One loop (the usual case): block in it. Several: take turns.
+      for i = 1, n do M.step(loops[i], n == 1 and -1 or 10) end -- a closed one releases its waiters
+    end
+  end
+end
+
+-- M.await(loop, t [, news]): waits until transfer t (started on loop) has
+-- finished, or, with news, until it has news (a stream's new bytes) or has
+-- finished. A cancelled task cancels t first: the wait then ends at once.
+function M.await(loop, t, news)
   if finished[t] then
     finished[t] = nil
     return
   end
   local task = M.current()
   if task and not yieldable() then error(CANNOT_YIELD, 0) end
-  waiting[t] = { who = task or MAIN, loop = loop }
+  if task and task.cancelled then t:cancel() end
+  waiting[t] = { who = task or MAIN, loop = loop, news = news or false }
   loop_waits[loop] = (loop_waits[loop] or 0) + 1
   if task then
     task.waiting_for = t
@@ -188,32 +297,44 @@ function M.await(loop, t)
     coroutine.yield(WAIT)
     return
   end
-  while not finished[t] do M.step(loop, -1) end
-  finished[t] = nil
+  drive_until(function() return finished[t] or woken[t] end)
+  woken[t] = nil
+  if finished[t] and t:state() == "done" then finished[t] = nil end
 end
 
--- Drives every loop that has a waiter until done() is true. Blocking: for
--- code outside any task.
-local function drive_until(done)
-  while not done() do
-    flush()
-    if done() then break end
-    local loops, n = {}, 0
-    for loop in pairs(loop_waits) do n = n + 1; loops[n] = loop end
-    if n == 0 then
-      error("owl.task: deadlock: waiting for a task that waits for nothing owl drives", 3)
-    end
-    -- One loop (the usual case): block in it. Several: take turns.
-    for i = 1, n do M.step(loops[i], n == 1 and -1 or 10) end -- a closed one releases its waiters
+-- owl.sleep(seconds): a timer, never a busy wait. Yields in a task; blocks
+-- (driving every loop meanwhile) outside one. A cancelled task does not
+-- sleep; cancelling a sleeping one wakes it.
+function M.sleep(seconds)
+  if type(seconds) ~= "number" or not (seconds >= 0 and seconds <= 1e9) then
+    error("owl.sleep: seconds must be a number from 0 to 1e9, got " .. tostring(seconds), 2)
   end
+  local task = M.current()
+  if task and not yieldable() then error(CANNOT_YIELD, 0) end
+  if task and task.cancelled then return end
+  local timer = add_timer(core.now() + seconds, task or MAIN)
+  if task then
+    task.sleeping = timer
+    coroutine.yield(WAIT)
+    return
+  end
+  drive_until(function() return timer.fired end)
 end
 
--- task:wait(): fn's results, or nil and the value it raised.
+-- ------------------------------------------------------------------ tasks
+
+local function cancelled_error()
+  return errors.new("cancelled", "the task was cancelled")
+end
+
+-- task:wait(): fn's results, or nil and the value it raised, or nil and a
+-- `cancelled` error when the task was cancelled before it ended.
 function Task:wait()
   if self.status == "running" then
     local me = M.current()
     if me == self then error("owl.task: a task cannot wait for itself", 2) end
     if me then
+      if not yieldable() then error(CANNOT_YIELD, 0) end
       self.waiters[#self.waiters + 1] = me
       coroutine.yield(WAIT)
     else
@@ -221,12 +342,101 @@ function Task:wait()
       drive_until(function() return target.status ~= "running" end)
     end
   end
+  if self.cancelled then
+    local err = cancelled_error()
+    if self.status == "failed" then err.cause = self.error end
+    return nil, err
+  end
   if self.status == "failed" then return nil, self.error end
   return unpack(self.results, 1, self.results.n)
 end
 
 function Task:done()
   return self.status ~= "running"
+end
+
+-- task:cancel(): ends the task's wait (its transfer fails `cancelled`, its
+-- sleep ends), cancels every task it spawned, and makes every later wait in
+-- it end at once; its own wait returns nil and a `cancelled` error. Returns
+-- false when the task had already ended.
+function Task:cancel()
+  if self.status ~= "running" or self.cancelled then return self.status == "running" end
+  self.cancelled = true
+  for _, child in ipairs(self.children) do child:cancel() end
+  if self.waiting_for then self.waiting_for:cancel() end
+  if self.sleeping then
+    remove_timer(self.sleeping)
+    self.sleeping = nil
+    ready[#ready + 1] = self
+  end
+  if self.acquiring then
+    self.acquiring.semaphore:forget(self.acquiring)
+    ready[#ready + 1] = self
+  end
+  -- the cancelled transfer is reported by its loop's next turn; a task
+  -- that only waits for other tasks wakes when they end
+  if M.current() == nil then flush() end
+  return true
+end
+
+-- ------------------------------------------------------------------ semaphores
+
+-- task.semaphore(n): at most n holders at once; the others wait their turn
+-- in order. acquire yields in a task and blocks outside one; a cancelled
+-- task's acquire returns false at once.
+local Semaphore = {}
+Semaphore.__index = Semaphore
+
+function M.semaphore(n)
+  if type(n) ~= "number" or not (n >= 1 and n <= 2^53 - 1) or n ~= math.floor(n) then
+    error("owl.task: a semaphore needs a positive integer, got " .. tostring(n), 2)
+  end
+  return setmetatable({ free = n, queue = {} }, Semaphore)
+end
+
+function Semaphore:acquire()
+  local task = M.current()
+  -- checked first: a holder that then could not wait would keep its slot
+  if task and not yieldable() then error(CANNOT_YIELD, 0) end
+  if task and task.cancelled then return false end
+  if self.free > 0 and #self.queue == 0 then
+    self.free = self.free - 1
+    return true
+  end
+  local entry = { task = task or MAIN, semaphore = self }
+  self.queue[#self.queue + 1] = entry
+  if not task then
+    -- outside a task: drive the loops until a holder releases its slot
+    drive_until(function() return entry.granted end)
+    return true
+  end
+  task.acquiring = entry
+  coroutine.yield(WAIT)
+  task.acquiring = nil
+  return entry.granted == true
+end
+
+-- A queued entry whose task was cancelled leaves the queue ungranted.
+function Semaphore:forget(entry)
+  for i = 1, #self.queue do
+    if self.queue[i] == entry then
+      table.remove(self.queue, i)
+      return
+    end
+  end
+end
+
+function Semaphore:release()
+  local entry = table.remove(self.queue, 1)
+  if entry then
+    entry.granted = true -- the slot passes straight to the next in line
+    if entry.task ~= MAIN then
+      ready[#ready + 1] = entry.task
+      if M.current() == nil then flush() end
+    end
+  else
+    self.free = self.free + 1
+  end
 end
 
 return M
