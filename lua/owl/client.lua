@@ -89,9 +89,6 @@ function M.new(opts)
   if maxc ~= nil and not (maxc >= 1 and maxc <= 1e9 and maxc == math.floor(maxc)) then
     error("owl.client: option 'max_connections' must be an integer from 1 to 1000000000, got " .. tostring(maxc), 2)
   end
-  if opts.loop ~= nil and maxc ~= nil then
-    error("owl.client: give either 'loop' or 'max_connections' (a loop has its own cap)", 2)
-  end
   local base_url = opts.base_url or os.getenv(pinfo.url_env)
   if base_url == nil or base_url == "" then base_url = pinfo.url end
   if not base_url:lower():find("^https?://") then
@@ -112,7 +109,6 @@ function M.new(opts)
   if api_key == "" then api_key = nil end
 
   local own_loop = opts.loop
-  if own_loop == nil and maxc then own_loop = core.loop{ max_in_flight = maxc } end
   return setmetatable({
     provider_name = pname,
     provider = require(pinfo.module),
@@ -128,6 +124,9 @@ function M.new(opts)
     max_response_bytes = max_bytes or DEFAULT_MAX_RESPONSE_BYTES,
     ca_file = opts.ca_file,
     own_loop = own_loop, -- nil: the default loop, looked up at each call
+    -- max_connections: a cap in Lua over whichever loop the calls run on
+    -- (a private capped loop would be one a host's driver never turns)
+    slots = maxc and task.semaphore(maxc) or nil,
   }, Client)
 end
 
@@ -174,8 +173,21 @@ function Client:chat(request)
   if getmetatable(self) ~= Client then error("owl.client: use client:chat(request), not client.chat", 2) end
   if type(request) ~= "table" then error("owl.client: chat needs a request table, got " .. type(request), 2) end
   local spec = self.provider.build(self, request)
-  local loop = self:get_loop()
-  return self:finish(loop:request(spec), loop)
+  return self:call(function(loop) return loop:request(spec) end)
+end
+
+-- client:call(start [, loop]) -> what client:finish returns: start(loop)
+-- makes one transfer once the client has a free connection slot
+-- (max_connections), and the slot is held until the transfer is read.
+function Client:call(start, loop)
+  loop = loop or self:get_loop()
+  if not self.slots then return self:finish(start(loop), loop) end
+  if not self.slots:acquire() then
+    return nil, errors.new("cancelled", "the task was cancelled")
+  end
+  local res, err = self:finish(start(loop), loop)
+  self.slots:release()
+  return res, err
 end
 
 return M

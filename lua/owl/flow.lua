@@ -211,7 +211,7 @@ function M.run(client, problem, opts)
     model = model_for(opts, "orchestrator"),
     messages = messages(p.orchestrator, { problem = problem }, "orchestrator"),
   }, "plan", json_schema)
-  local res, err = client:finish(core.orchestrate(loop, spec_of(request)), loop)
+  local res, err = client:call(function() return core.orchestrate(loop, spec_of(request)) end, loop)
   count(usage, "orchestrator", res)
   if not res then return fail(err) end
   local plan
@@ -225,8 +225,9 @@ function M.run(client, problem, opts)
   end
   on_event("plan", { objective = plan.objective, subtasks = subtasks })
 
-  -- 2. work: every first call in one core.work, one task per subtask; one
-  -- spec (url, headers, timeouts) shared by all, a body each
+  -- 2. work: one task per subtask; a semaphore keeps the window. One spec
+  -- (url, headers, timeouts) is shared by all, with a body each; a worker
+  -- starts its call once it holds a slot.
   local bodies = {}
   local worker_model = model_for(opts, "worker")
   for i, st in ipairs(subtasks) do
@@ -237,12 +238,14 @@ function M.run(client, problem, opts)
   end
   local shared = spec_of(bodies[1])
   shared.body = nil
-  local members = core.work(loop, shared, bodies, worker_window(opts.max_workers, #subtasks)):members()
+  local window = task.semaphore(worker_window(opts.max_workers, #subtasks))
   local outputs, failures = partial.outputs, {}
   local tasks = {}
-  for i, t in ipairs(members) do
+  for i = 1, #subtasks do
     tasks[i] = task.spawn(function()
-      local wres, werr = client:finish(t, loop)
+      if not window:acquire() then return end -- cancelled while waiting its turn
+      local wres, werr = client:call(function() return core.work(loop, shared, { bodies[i] })[1] end, loop)
+      window:release()
       count(usage, "workers", wres)
       if wres then werr = unusable(wres, "the worker", client.secrets) end
       if werr then
@@ -250,8 +253,9 @@ function M.run(client, problem, opts)
         on_event("worker_done", { index = i, name = subtasks[i].name, ok = false, err = werr })
         return
       end
-      -- model text may hold invalid UTF-8: replaced (U+FFFD), as it must
-      -- go on into the aggregator's JSON body
+      -- a provider's text is valid UTF-8 when it came through owl's JSON
+      -- decoder; anything else is repaired (U+FFFD) here, as it must go on
+      -- into the aggregator's JSON body
       outputs[i] = text.strip_fences(json.fix_utf8(wres.text))
       on_event("worker_done", { index = i, name = subtasks[i].name, ok = true })
     end)
@@ -288,7 +292,7 @@ function M.run(client, problem, opts)
       { role = "user", content = json.rope(pieces) },
     },
   }
-  res, err = client:finish(core.aggregate(loop, spec_of(agg_request)), loop)
+  res, err = client:call(function() return core.aggregate(loop, spec_of(agg_request)) end, loop)
   count(usage, "aggregator", res)
   if not res then return fail(err) end
   err = unusable(res, "the aggregator", client.secrets)
