@@ -1,5 +1,5 @@
--- spec/openai_provider_spec.lua: owl.providers.openai. build and structured
--- are checked field by field; read is run against every recorded
+-- spec/openai_provider_spec.lua: owl.providers.openai. build, body and
+-- structured output are checked field by field; read is run against every recorded
 -- non-streaming OpenAI exchange in ../shared/fixtures/real/, and the
 -- expected values below were written out by reading each fixture, so a
 -- reader that got the shape wrong cannot agree with itself.
@@ -142,23 +142,34 @@ describe("owl.providers.openai", function()
     end)
   end)
 
-  describe("structured", function()
-    it("returns a copy with a strict json_schema response_format", function()
+  describe("structured output", function()
+    it("writes the neutral structured = { name, schema } as a strict json_schema response_format", function()
       local schema = { type = "object", properties = {}, additionalProperties = false }
-      local request = { messages = msgs(), temperature = 0 }
-      local out = openai.structured(request, "plan", schema)
+      local request = { messages = msgs(), temperature = 0, structured = { name = "plan", schema = schema } }
+      local body = openai.body(client(), request)
       assert.are.same({ type = "json_schema", json_schema = { name = "plan", strict = true, schema = schema } },
-        out.response_format)
-      assert.are.equal(schema, out.response_format.json_schema.schema)
-      assert.are.equal(0, out.temperature)
-      assert.are.equal(request.messages, out.messages)
-      assert.is_nil(request.response_format)
+        body.response_format)
+      assert.are.equal(schema, body.response_format.json_schema.schema)
+      assert.is_nil(body.structured) -- not a field OpenAI knows
+      assert.are.equal(0, body.temperature)
+      assert.are.equal(request.messages, body.messages)
+      assert.is_nil(request.response_format) -- the request is not changed
+      assert.are.same(body.response_format, openai.build(client(), request).body.response_format)
+      -- a request's own response_format wins
+      local own = { type = "json_object" }
+      assert.are.equal(own, openai.body(client(), { messages = msgs(), response_format = own,
+        structured = { name = "plan", schema = schema } }).response_format)
     end)
 
     it("raises on a name OpenAI would reject or a schema that is not a table", function()
-      assert.has_error(function() openai.structured({ messages = msgs() }, "my plan", {}) end)
-      assert.has_error(function() openai.structured({ messages = msgs() }, string.rep("a", 65), {}) end)
-      assert.has_error(function() openai.structured({ messages = msgs() }, "plan", "{}") end)
+      local function body(structured) return openai.body(client(), { messages = msgs(), structured = structured }) end
+      assert.has_error(function() body({ name = "my plan", schema = {} }) end,
+        'owl.providers.openai: schema name must be 1 to 64 letters, digits, \'_\' or \'-\', got "my plan"')
+      assert.has_error(function() body({ name = string.rep("a", 65), schema = {} }) end)
+      assert.has_error(function() body({ name = "plan", schema = "{}" }) end,
+        "owl.providers.openai: request.structured.schema must be a table, got string")
+      assert.has_error(function() body("plan") end,
+        "owl.providers.openai: request.structured must be a table { name, schema }, got string")
     end)
   end)
 
@@ -209,6 +220,13 @@ describe("owl.providers.openai", function()
       },
     }
 
+    it("reads cached input tokens from usage.prompt_tokens_details", function()
+      local body = '{"choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"ok"}}],'
+        .. '"usage":{"prompt_tokens":2006,"completion_tokens":300,"prompt_tokens_details":{"cached_tokens":1920}}}'
+      local r = assert(openai.read(fake_res(200, {}, body), client()))
+      assert.are.same({ input_tokens = 2006, output_tokens = 300, cached_input_tokens = 1920 }, r.usage)
+    end)
+
     it("covers every non-streaming OpenAI fixture", function()
       local p = assert(io.popen('ls "' .. FIXTURES .. '"'))
       local seen = 0
@@ -236,6 +254,7 @@ describe("owl.providers.openai", function()
         assert.are.equal(want.finish_reason, r.finish_reason)
         assert.are.equal(want.input_tokens, r.usage.input_tokens)
         assert.are.equal(want.output_tokens, r.usage.output_tokens)
+        assert.are.equal(0, r.usage.cached_input_tokens) -- none of these hit the prompt cache
         local calls = want.tool_calls or {}
         assert.are.equal(#calls, #r.tool_calls)
         for i, c in ipairs(calls) do

@@ -207,10 +207,11 @@ function M.run(client, problem, opts)
   end
 
   -- 1. orchestrate
-  local request = provider.structured({
+  local request = {
     model = model_for(opts, "orchestrator"),
     messages = messages(p.orchestrator, { problem = problem }, "orchestrator"),
-  }, "plan", json_schema)
+    structured = { name = "plan", schema = json_schema },
+  }
   local res, err = client:call(function() return core.orchestrate(loop, spec_of(request)) end, loop)
   count(usage, "orchestrator", res)
   if not res then return fail(err) end

@@ -33,6 +33,24 @@ local function check_header_part(what, s)
   end
 end
 
+-- structured = { name, schema } as OpenAI's strict structured output. The
+-- name rule is OpenAI's; checking it here turns a 400 from the server into
+-- an error at the line that made the request.
+local function response_format(structured, level)
+  if type(structured) ~= "table" then
+    error("owl.providers.openai: request.structured must be a table { name, schema }, got " .. type(structured), level)
+  end
+  local name, json_schema = structured.name, structured.schema
+  if type(name) ~= "string" or not name:find("^[%w_%-]+$") or #name > 64 then
+    error("owl.providers.openai: schema name must be 1 to 64 letters, digits, '_' or '-', got "
+      .. string.format("%q", tostring(name)), level)
+  end
+  if type(json_schema) ~= "table" then
+    error("owl.providers.openai: request.structured.schema must be a table, got " .. type(json_schema), level)
+  end
+  return { type = "json_schema", json_schema = { name = name, strict = true, schema = json_schema } }
+end
+
 -- The request body: a shallow copy of the request with the model filled in.
 -- level: where a misuse error points (the public caller).
 local function make_body(client, request, level)
@@ -51,6 +69,12 @@ local function make_body(client, request, level)
   end
   local body = shallow_copy(request)
   body.model = model
+  if request.structured ~= nil then
+    -- the neutral request's structured = { name, schema } is OpenAI's strict
+    -- response_format; a request that sets response_format keeps its own
+    body.structured = nil
+    if body.response_format == nil then body.response_format = response_format(request.structured, level + 1) end
+  end
   return body
 end
 
@@ -112,28 +136,6 @@ function openai.build(client, request)
     max_response_bytes = client.max_response_bytes,
     ca_file = client.ca_file,
   }
-end
-
--- structured(request, name, json_schema) -> a copy of request asking for
--- strict structured output. The name rule is OpenAI's; checking it here turns
--- a 400 from the server into an error at the line that made it.
-function openai.structured(request, name, json_schema)
-  if type(request) ~= "table" then
-    error("owl.providers.openai: request must be a table, got " .. type(request), 2)
-  end
-  if type(name) ~= "string" or not name:find("^[%w_%-]+$") or #name > 64 then
-    error("owl.providers.openai: schema name must be 1 to 64 letters, digits, '_' or '-', got "
-      .. string.format("%q", tostring(name)), 2)
-  end
-  if type(json_schema) ~= "table" then
-    error("owl.providers.openai: json_schema must be a table, got " .. type(json_schema), 2)
-  end
-  local copy = shallow_copy(request)
-  copy.response_format = {
-    type = "json_schema",
-    json_schema = { name = name, strict = true, schema = json_schema },
-  }
-  return copy
 end
 
 -- Error objects are small; a body larger than this is not decoded to look
@@ -278,6 +280,8 @@ function openai.read(res, client)
   local usage = type(decoded.usage) == "table" and decoded.usage or {}
   local input_tokens = present(usage.prompt_tokens)
   local output_tokens = present(usage.completion_tokens)
+  local details = present(usage.prompt_tokens_details)
+  local cached = type(details) == "table" and present(details.cached_tokens) or nil
   return {
     text = type(text) == "string" and text or nil,
     refusal = type(refusal) == "string" and refusal or nil,
@@ -286,6 +290,7 @@ function openai.read(res, client)
     usage = {
       input_tokens = type(input_tokens) == "number" and input_tokens or 0,
       output_tokens = type(output_tokens) == "number" and output_tokens or 0,
+      cached_input_tokens = type(cached) == "number" and cached or 0,
     },
     raw = decoded,
   }
