@@ -34,10 +34,10 @@ describe("owl.run", function()
       assert.truthy(result.final:find("Part " .. i .. " of " .. n .. " of the problem.", 1, true), "final lacks part " .. i)
     end
     local u = result.usage
-    assert.same({ calls = 1, input_tokens = 10, output_tokens = 5 }, u.orchestrator)
-    assert.same({ calls = n, input_tokens = 10 * n, output_tokens = 5 * n }, u.workers)
-    assert.same({ calls = 1, input_tokens = 10, output_tokens = 5 }, u.aggregator)
-    assert.same({ calls = n + 2, input_tokens = 10 * (n + 2), output_tokens = 5 * (n + 2) }, u.total)
+    assert.same({ calls = 1, input_tokens = 10, output_tokens = 5, cached_input_tokens = 0 }, u.orchestrator)
+    assert.same({ calls = n, input_tokens = 10 * n, output_tokens = 5 * n, cached_input_tokens = 0 }, u.workers)
+    assert.same({ calls = 1, input_tokens = 10, output_tokens = 5, cached_input_tokens = 0 }, u.aggregator)
+    assert.same({ calls = n + 2, input_tokens = 10 * (n + 2), output_tokens = 5 * (n + 2), cached_input_tokens = 0 }, u.total)
   end
 
   for _, n in ipairs({ 1, 10, 1000 }) do

@@ -74,7 +74,7 @@ local function check_options(opts)
 end
 
 local function new_usage()
-  local function role() return { calls = 0, input_tokens = 0, output_tokens = 0 } end
+  local function role() return { calls = 0, input_tokens = 0, output_tokens = 0, cached_input_tokens = 0 } end
   return { orchestrator = role(), workers = role(), aggregator = role(), total = role() }
 end
 
@@ -83,10 +83,11 @@ local function count(usage, role, res)
   u.calls = u.calls + 1
   t.calls = t.calls + 1
   if res and res.usage then
-    u.input_tokens = u.input_tokens + res.usage.input_tokens
-    u.output_tokens = u.output_tokens + res.usage.output_tokens
-    t.input_tokens = t.input_tokens + res.usage.input_tokens
-    t.output_tokens = t.output_tokens + res.usage.output_tokens
+    for _, k in ipairs({ "input_tokens", "output_tokens", "cached_input_tokens" }) do
+      local n = res.usage[k] or 0
+      u[k] = u[k] + n
+      t[k] = t[k] + n
+    end
   end
 end
 
