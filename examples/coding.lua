@@ -37,7 +37,7 @@ local result, err = owl.run(client, problem, {
     elseif event == "worker_done" then
       io.stderr:write(string.format("owl demo: worker %d (%s) %s\n", data.index, data.name,
         data.ok and "done" or ("failed: " .. tostring(data.err))))
-    elseif event == "aggregate" then
+    elseif event == "aggregate_start" then
       io.stderr:write("owl demo: aggregating\n")
     end
   end,

@@ -134,7 +134,7 @@ describe("owl.cli", function()
       opts.on_event("worker_done", { index = 2, name = "emit", ok = true })
       opts.on_event("worker_done", { index = 1, name = "parse", ok = false, err = errors.new("timeout", "too slow") })
       opts.on_event("something_new", {})
-      opts.on_event("aggregate", {})
+      opts.on_event("aggregate_start", {})
       return { objective = "a tool", subtasks = { { name = "parse", description = "d" } }, outputs = {},
                final = "print('done')", usage = { total = { input_tokens = 1, output_tokens = 2 } } }
     end

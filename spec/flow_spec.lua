@@ -87,12 +87,48 @@ describe("owl.run", function()
     assert.equal("mid", mock.json_decode(log[3].body).model)
   end)
 
-  it("reports progress through on_event", function()
+  it("reports progress through on_event, every event stamped with seconds since the start", function()
     local events = {}
-    assert(owl.run(client{ ["x-mock-subtasks"] = "3" }, "p", {
-      on_event = function(name, data) events[#events + 1] = name; if name == "plan" then assert.equal(3, #data.subtasks) end end,
+    local result = assert(owl.run(client{ ["x-mock-subtasks"] = "3" }, "p", {
+      on_event = function(name, data) events[#events + 1] = { name = name, data = data } end,
     }))
-    assert.same({ "plan", "worker_done", "worker_done", "worker_done", "aggregate" }, events)
+    local names = {}
+    for i, e in ipairs(events) do names[i] = e.name end
+    assert.same({ "plan", "worker_start", "worker_start", "worker_start", "worker_done", "worker_done", "worker_done",
+                  "aggregate_start", "done" }, names)
+    local last = 0
+    for _, e in ipairs(events) do
+      assert.is_true(e.data.seconds >= last, e.name .. " went back in time")
+      last = e.data.seconds
+    end
+    assert.is_true(last < 10)
+    assert.equal(3, #events[1].data.subtasks)
+    assert.equal(result.objective, events[1].data.objective)
+    local started = {}
+    for i = 2, 4 do started[events[i].data.index] = events[i].data.name end
+    assert.same({ "part_1", "part_2", "part_3" }, started)
+    for i = 5, 7 do
+      local d = events[i].data
+      assert.is_true(d.ok)
+      assert.is_nil(d.err)
+      assert.same({ input_tokens = 10, output_tokens = 5, cached_input_tokens = 0 }, d.usage)
+      assert.is_true(d.duration >= 0 and d.duration <= d.seconds)
+    end
+    assert.equal(result.usage, events[9].data.usage)
+  end)
+
+  it("reports a failed worker's error in its worker_done event", function()
+    server:script{ {}, { fault = "500" } }
+    local done = {}
+    local _, err = owl.run(client{ ["x-mock-subtasks"] = "2" }, "p", {
+      on_event = function(name, data) if name == "worker_done" then done[#done + 1] = data end end,
+    })
+    assert.equal("worker", err.kind)
+    assert.equal(2, #done)
+    local failed = done[1].ok and done[2] or done[1]
+    assert.is_false(failed.ok)
+    assert.equal(err.cause, failed.err)
+    assert.is_nil(failed.usage)
   end)
 
   it("runs inside a task, yielding to the driver", function()
@@ -119,8 +155,9 @@ describe("owl.run", function()
       assert.equal(1, #err.errors)
       assert.matches("^part_%d$", err.subtask)
       local finished = 0
+      assert.equal(5, #err.partial.outputs) -- dense: false where a worker failed
       for i = 1, 5 do
-        if err.partial.outputs[i] then
+        if err.partial.outputs[i] ~= false then
           finished = finished + 1
           assert.truthy(err.partial.outputs[i]:find("Part " .. i .. " of 5", 1, true))
         else

@@ -151,7 +151,7 @@ local function progress(io_err)
       else
         io_err:write(head, " failed: ", shown(data.err, 2000), "\n")
       end
-    elseif event == "aggregate" then
+    elseif event == "aggregate_start" then
       io_err:write("owl: aggregating\n")
     end
     -- other events are for other front ends; the CLI does not need them

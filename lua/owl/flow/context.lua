@@ -1,0 +1,115 @@
+-- owl.flow.context: what the stages of one owl.run share: the client and
+-- its loop, the options, the response budget, usage per role, the partial
+-- result, the clock events are stamped with. Each stage takes a context and
+-- returns its product or an error; only a provider knows a wire format.
+local core = require("owl.core")
+local errors = require("owl.errors")
+local prompts = require("owl.prompts")
+
+local Context = {}
+Context.__index = Context
+
+local M = {}
+
+local function new_usage()
+  local function role() return { calls = 0, input_tokens = 0, output_tokens = 0, cached_input_tokens = 0 } end
+  return { orchestrator = role(), workers = role(), aggregator = role(), total = role() }
+end
+
+-- M.new(client, problem, opts, max_total_response_bytes) -> context.
+function M.new(client, problem, opts, max_total)
+  local ctx = setmetatable({
+    client = client,
+    loop = client:get_loop(),
+    problem = problem,
+    opts = opts,
+    prompts = opts.prompts or prompts,
+    -- one budget for every response of the run, counted in C as bytes arrive
+    budget = core.budget(max_total),
+    usage = new_usage(),
+    started = core.now(),
+    on_event = opts.on_event or function() end,
+  }, Context)
+  ctx.partial = { usage = ctx.usage, outputs = {} }
+  return ctx
+end
+
+-- Seconds since the run started.
+function Context:seconds()
+  return core.now() - self.started
+end
+
+-- Reports one progress event; every event carries `seconds` since the start.
+function Context:event(name, data)
+  data.seconds = self:seconds()
+  self.on_event(name, data)
+end
+
+-- The run's error, with everything that did finish in err.partial.
+function Context:fail(err)
+  err.partial = self.partial
+  return nil, err
+end
+
+function Context:model_for(role)
+  local models = self.opts.models
+  return (models and models[role]) or self.opts.model
+end
+
+-- A system and a user message from a role's prompts and the values given.
+function Context.messages(_, p, vars, label)
+  return {
+    { role = "system", content = prompts.render(p.system, vars, label .. ".system") },
+    { role = "user", content = prompts.render(p.user, vars, label .. ".user") },
+  }
+end
+
+-- The provider's spec for a neutral request, counted against the budget.
+function Context:spec_of(request)
+  local spec = self.client.provider.build(self.client, request)
+  spec.budget = self.budget
+  return spec
+end
+
+-- Counts one finished call (res may be nil: a failed call still counts).
+function Context:count(role, res)
+  local u, t = self.usage[role], self.usage.total
+  u.calls = u.calls + 1
+  t.calls = t.calls + 1
+  if res and res.usage then
+    for _, k in ipairs({ "input_tokens", "output_tokens", "cached_input_tokens" }) do
+      local n = res.usage[k] or 0
+      u[k] = u[k] + n
+      t[k] = t[k] + n
+    end
+  end
+end
+
+-- Makes one call for role: start(loop) starts its transfer once the client
+-- has a slot; the response is read, counted and checked as an answer.
+function Context:call(role, who, start)
+  local loop = self.loop
+  local res, err = self.client:call(function() return start(loop) end, loop)
+  self:count(role, res)
+  if res then err = self:unusable(res, who) end
+  if err then return nil, err end
+  return res
+end
+
+-- A response that is not usable as an answer: refused or cut off. Model
+-- text quoted in an error is redacted of the client's secrets, like a
+-- server's (a model may echo anything it was sent).
+function Context:unusable(res, who)
+  if res.refusal then
+    return errors.new("refusal", errors.redact(who .. " refused: " .. tostring(res.refusal), self.client.secrets))
+  end
+  if res.finish_reason == "length" then
+    return errors.new("length", who .. " was cut off at the token limit (finish_reason length)")
+  end
+  if type(res.text) ~= "string" then
+    return errors.new("protocol", who .. " returned no text (finish_reason " .. tostring(res.finish_reason) .. ")")
+  end
+  return nil
+end
+
+return M
