@@ -7,7 +7,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "http.h"
+#include "budget.h"
+#include "owl.h"
 
 void owl_budget_release(owl_budget *b) {
   if (b != NULL && --b->refs == 0) free(b);

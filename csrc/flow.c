@@ -11,7 +11,7 @@
  */
 #include <string.h>
 
-#include "http.h"
+#include "loop.h"
 
 /* core.orchestrate(loop, spec): the structured plan call. */
 static int l_orchestrate(lua_State *L) {
@@ -25,23 +25,20 @@ static int l_aggregate(lua_State *L) {
   return owl_loop_request(L);
 }
 
-/* core.work(loop, spec, bodies [, window]) -> group. Every body is encoded
- * and configured before any member starts, so a bad body raises without
- * having sent anything. */
+/* core.work(loop, spec, bodies) -> group, the array of transfers in the
+ * order of bodies. Every body is encoded and configured before any member
+ * starts, so a bad body raises without having sent anything. Every member
+ * starts at once: how many run at a time is policy, the task layer's. */
 static int l_work(lua_State *L) {
   owl_loop *loop = owl_loop_check(L, 1);
   owl_headers *headers;
-  owl_window *window = NULL;
   size_t i, n;
-  int limit = 0, group;
+  int group;
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TTABLE);
-  if (!lua_isnoneornil(L, 4)) {
-    lua_Number w = luaL_checknumber(L, 4);
-    /* the range first: (int) of NaN or 1e20 is undefined */
-    if (!(w >= 1 && w <= 1e9) || w != (lua_Number)(int)w) return luaL_argerror(L, 4, "window must be a positive integer");
-    limit = (int)w;
-  }
+  if (!lua_isnoneornil(L, 4))
+    return luaL_error(L, "owl.core.work takes no window: how many members run at once is the task layer's "
+                         "(owl.run's max_workers)");
   lua_getfield(L, 2, "body");
   if (!lua_isnil(L, -1)) return luaL_argerror(L, 2, "a fan-out spec takes its bodies from the third argument, not spec.body");
   lua_pop(L, 1);
@@ -61,13 +58,9 @@ static int l_work(lua_State *L) {
     lua_rawseti(L, group, (int)i);
     lua_pop(L, 1);
   }
-  if (limit > 0 && (size_t)limit < n) {
-    window = owl_window_new(limit);
-    if (window == NULL) return luaL_error(L, "owl.core: out of memory");
-  }
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, group, (int)i);
-    owl_loop_submit(L, loop, lua_gettop(L), window);
+    owl_loop_submit(L, loop, lua_gettop(L));
     lua_pop(L, 1);
   }
   luaL_getmetatable(L, OWL_GROUP_MT);
@@ -100,7 +93,7 @@ static int g_cancel(lua_State *L) {
   n = owl_rawlen(L, 1);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, (int)i);
-    owl_loop_cancel(owl_transfer_check(L, -1));
+    owl_transfer_cancel(owl_transfer_check(L, -1));
     lua_pop(L, 1);
   }
   return 0;

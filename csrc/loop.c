@@ -10,24 +10,24 @@
  * Either way, no Lua runs until curl_multi_socket_action has returned.
  *
  * Transfer lifecycle: submit pins the transfer (registry reference) and
- * holds it in its window, queues it, or adds it to the multi handle; when
+ * queues it or adds it to the multi handle; when
  * libcurl reports it done it moves to the done list; the next step, run or
  * action returns it to Lua exactly once and unpins it.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "http.h"
+#include "loop.h"
 
 struct owl_loop {
   CURLM *multi;
   int max_in_flight; /* 0: unlimited */
   int running;
   int queued;
-  int held;
   owl_transfer *pinned;                  /* every transfer this loop pins */
   owl_transfer *queue_head, *queue_tail; /* waiting for a slot */
   owl_transfer *done_head, *done_tail;   /* finished, not yet returned to Lua */
@@ -103,24 +103,24 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
 /* ---- internal list handling -------------------------------------------- */
 
 static void pin_link(owl_loop *loop, owl_transfer *t) {
-  t->prev = NULL;
-  t->next = loop->pinned;
-  if (loop->pinned) loop->pinned->prev = t;
+  t->run.prev = NULL;
+  t->run.next = loop->pinned;
+  if (loop->pinned) loop->pinned->run.prev = t;
   loop->pinned = t;
 }
 
 static void pin_unlink(owl_loop *loop, owl_transfer *t) {
-  if (t->prev) t->prev->next = t->next;
-  else loop->pinned = t->next;
-  if (t->next) t->next->prev = t->prev;
-  t->prev = t->next = NULL;
+  if (t->run.prev) t->run.prev->run.next = t->run.next;
+  else loop->pinned = t->run.next;
+  if (t->run.next) t->run.next->run.prev = t->run.prev;
+  t->run.prev = t->run.next = NULL;
 }
 
-/* The queue, the done list and a window's held list are FIFOs linked
+/* The queue and the done list are FIFOs linked
  * through qnext, each with a head and a tail. */
 static void list_append(owl_transfer **head, owl_transfer **tail, owl_transfer *t) {
-  t->qnext = NULL;
-  if (*tail) (*tail)->qnext = t;
+  t->run.qnext = NULL;
+  if (*tail) (*tail)->run.qnext = t;
   else *head = t;
   *tail = t;
 }
@@ -128,21 +128,21 @@ static void list_append(owl_transfer **head, owl_transfer **tail, owl_transfer *
 static owl_transfer *list_shift(owl_transfer **head, owl_transfer **tail) {
   owl_transfer *t = *head;
   if (t == NULL) return NULL;
-  *head = t->qnext;
+  *head = t->run.qnext;
   if (*head == NULL) *tail = NULL;
-  t->qnext = NULL;
+  t->run.qnext = NULL;
   return t;
 }
 
 /* Removes t from a singly linked list; returns whether it was there. */
 static int list_remove(owl_transfer **head, owl_transfer **tail, owl_transfer *t) {
   owl_transfer *prev = NULL, *p;
-  for (p = *head; p; prev = p, p = p->qnext) {
+  for (p = *head; p; prev = p, p = p->run.qnext) {
     if (p != t) continue;
-    if (prev) prev->qnext = p->qnext;
-    else *head = p->qnext;
+    if (prev) prev->run.qnext = p->run.qnext;
+    else *head = p->run.qnext;
     if (*tail == p) *tail = prev;
-    p->qnext = NULL;
+    p->run.qnext = NULL;
     return 1;
   }
   return 0;
@@ -161,24 +161,12 @@ static void queue_push(owl_loop *loop, owl_transfer *t) {
 
 static void start_queued(owl_loop *loop);
 
-/* A transfer has ended: record it, let its window release the next held
- * member, and fill the freed slot. */
+/* A transfer has ended: record it and fill the freed slot. */
 static void finish(owl_loop *loop, owl_transfer *t, CURLcode result) {
-  owl_window *w = t->window;
   owl_transfer_finish(t, result);
   done_push(loop, t);
-  if (w) {
-    w->active--;
-    if (w->held_head && w->active < w->limit) {
-      owl_transfer *next = list_shift(&w->held_head, &w->held_tail);
-      loop->held--;
-      w->active++;
-      queue_push(loop, next);
-    }
-  }
   start_queued(loop);
 }
-
 static void start_queued(owl_loop *loop) {
   while (loop->queue_head && (loop->max_in_flight == 0 || loop->running < loop->max_in_flight)) {
     owl_transfer *t = list_shift(&loop->queue_head, &loop->queue_tail);
@@ -231,41 +219,36 @@ owl_loop *owl_loop_check(lua_State *L, int idx) {
   return loop;
 }
 
-owl_window *owl_window_new(int limit) {
-  owl_window *w = (owl_window *)calloc(1, sizeof *w);
-  if (w) w->limit = limit;
-  return w;
+static void cancel(owl_transfer *t);
+static void forget(owl_transfer *t);
+static const owl_runner runner = {cancel, forget};
+
+/* The loop lets go of t: unpinned, no runner. t must be on none of the
+ * loop's FIFOs. */
+static void release(lua_State *L, owl_loop *loop, owl_transfer *t) {
+  pin_unlink(loop, t);
+  if (L) luaL_unref(L, LUA_REGISTRYINDEX, t->run.ref);
+  t->run.ref = LUA_NOREF;
+  t->run.owner = NULL;
+  t->runner = NULL;
 }
 
-/* Hands the configured transfer at t_idx to the loop. window: its fan-out's
- * window, or NULL. */
-void owl_loop_submit(lua_State *L, owl_loop *loop, int t_idx, owl_window *window) {
+void owl_loop_submit(lua_State *L, owl_loop *loop, int t_idx) {
   owl_transfer *t = owl_transfer_check(L, t_idx);
-  if (t->state != OWL_NEW) luaL_error(L, "owl.core: the transfer was already submitted");
+  if (t->state != OWL_NEW || t->runner) luaL_error(L, "owl.core: the transfer was already submitted");
   lua_pushvalue(L, t_idx);
-  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  t->loop = loop;
+  t->run.ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  t->run.owner = loop;
+  t->runner = &runner;
   pin_link(loop, t);
-  if (window) {
-    t->window = window;
-    window->refs++;
-    if (window->active >= window->limit) {
-      t->state = OWL_HELD;
-      list_append(&window->held_head, &window->held_tail, t);
-      loop->held++;
-      return;
-    }
-    window->active++;
-  }
   queue_push(loop, t);
   start_queued(loop);
 }
 
-/* Cancels a transfer wherever it is; it is reported done with failure
- * "cancelled" by the next step. A finished transfer is left alone. */
-void owl_loop_cancel(owl_transfer *t) {
-  owl_loop *loop = t->loop;
-  if (loop == NULL || t->state == OWL_DONE || t->state == OWL_NEW) return;
+/* The runner's cancel: ends t wherever it is; the next step, run or action
+ * reports it done with failure "cancelled". */
+static void cancel(owl_transfer *t) {
+  owl_loop *loop = (owl_loop *)t->run.owner;
   t->cancelled = 1;
   if (t->state == OWL_RUNNING) {
     curl_multi_remove_handle(loop->multi, t->easy);
@@ -273,21 +256,16 @@ void owl_loop_cancel(owl_transfer *t) {
   } else if (t->state == OWL_QUEUED) {
     list_remove(&loop->queue_head, &loop->queue_tail, t);
     loop->queued--;
-  } else if (t->state == OWL_HELD) {
-    owl_window *w = t->window;
-    list_remove(&w->held_head, &w->held_tail, t);
-    loop->held--;
-    w->active++; /* finish() gives the slot back */
   }
   finish(loop, t, CURLE_ABORTED_BY_CALLBACK);
 }
 
-/* Takes a transfer out of its loop without reporting it: its __gc runs
- * first when Lua closes a state (finalizers run in reverse order of
- * creation, so transfers go before their loop). */
-void owl_loop_detach(owl_transfer *t) {
-  owl_loop *loop = t->loop;
-  if (loop == NULL) return;
+/* The runner's forget: takes t out of the loop without reporting it. Only
+ * when Lua closes a state, whose finalizers run in reverse order of
+ * creation: transfers before their loop. The registry is going away with
+ * the state, so the reference is not released. */
+static void forget(owl_transfer *t) {
+  owl_loop *loop = (owl_loop *)t->run.owner;
   switch (t->state) {
     case OWL_RUNNING:
       curl_multi_remove_handle(loop->multi, t->easy);
@@ -297,22 +275,17 @@ void owl_loop_detach(owl_transfer *t) {
       list_remove(&loop->queue_head, &loop->queue_tail, t);
       loop->queued--;
       break;
-    case OWL_HELD:
-      list_remove(&t->window->held_head, &t->window->held_tail, t);
-      loop->held--;
-      break;
     case OWL_DONE:
       if (list_remove(&loop->done_head, &loop->done_tail, t)) loop->ndone--;
       break;
     default:
       break;
   }
-  pin_unlink(loop, t);
-  t->loop = NULL;
+  release(NULL, loop, t);
 }
 
-/* Pushes an array of the finished transfers and unpins them. The array is
- * made at its full size first, so nothing can fail half-way. */
+/* Pushes an array of the finished transfers and lets go of them. The array
+ * is made at its full size first, so nothing can fail half-way. */
 static int push_done(lua_State *L, owl_loop *loop) {
   owl_transfer *t;
   int i = 0;
@@ -321,22 +294,17 @@ static int push_done(lua_State *L, owl_loop *loop) {
     return luaL_error(L, "owl.core: out of memory tracking sockets");
   }
   lua_createtable(L, (int)loop->ndone, 0);
-  for (t = loop->done_head; t; t = t->qnext) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+  for (t = loop->done_head; t; t = t->run.qnext) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->run.ref);
     lua_rawseti(L, -2, ++i);
   }
-  while ((t = list_shift(&loop->done_head, &loop->done_tail)) != NULL) {
-    pin_unlink(loop, t);
-    luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
-    t->ref = LUA_NOREF;
-    t->loop = NULL;
-  }
+  while ((t = list_shift(&loop->done_head, &loop->done_tail)) != NULL) release(L, loop, t);
   loop->ndone = 0;
   return 1;
 }
 
 static int pending(owl_loop *loop) {
-  return loop->running + loop->queued + loop->held;
+  return loop->running + loop->queued;
 }
 
 /* Waits at most wait_ms (-1: until libcurl's timer or activity) and lets
@@ -397,7 +365,7 @@ static int l_step(lua_State *L) {
   return push_done(L, loop);
 }
 
-/* Steps until nothing is held, queued or running; returns every transfer
+/* Steps until nothing is queued or running; returns every transfer
  * that completed meanwhile. */
 static int l_run(lua_State *L) {
   owl_loop *loop = owl_loop_check(L, 1);
@@ -407,7 +375,7 @@ static int l_run(lua_State *L) {
 
 static int l_pending(lua_State *L) {
   owl_loop *loop = owl_loop_check(L, 1);
-  lua_pushinteger(L, loop->queued + loop->held);
+  lua_pushinteger(L, loop->queued);
   lua_pushinteger(L, loop->running);
   return 2;
 }
@@ -467,14 +435,14 @@ static void close_loop(lua_State *L, owl_loop *loop, int report) {
   if (report) lua_newtable(L);
   if (loop->closed) return;
   if (report) { /* before any change: a memory error here leaves the loop as it was */
-    for (t = loop->done_head; t; t = t->qnext) {
-      lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+    for (t = loop->done_head; t; t = t->run.qnext) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, t->run.ref);
       lua_rawseti(L, -2, ++n);
     }
-    for (oldest = loop->pinned; oldest && oldest->next; oldest = oldest->next) continue;
-    for (t = oldest; t; t = t->prev) {
+    for (oldest = loop->pinned; oldest && oldest->run.next; oldest = oldest->run.next) continue;
+    for (t = oldest; t; t = t->run.prev) {
       if (t->state == OWL_DONE) continue;
-      lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+      lua_rawgeti(L, LUA_REGISTRYINDEX, t->run.ref);
       lua_rawseti(L, -2, ++n);
     }
   }
@@ -485,14 +453,11 @@ static void close_loop(lua_State *L, owl_loop *loop, int report) {
       t->cancelled = 1;
       owl_transfer_finish(t, CURLE_ABORTED_BY_CALLBACK);
     }
-    pin_unlink(loop, t);
-    t->qnext = NULL;
-    t->loop = NULL;
-    luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
-    t->ref = LUA_NOREF;
+    t->run.qnext = NULL;
+    release(L, loop, t);
   }
   loop->queue_head = loop->queue_tail = loop->done_head = loop->done_tail = NULL;
-  loop->running = loop->queued = loop->held = 0;
+  loop->running = loop->queued = 0;
   loop->ndone = 0;
   if (loop->multi) curl_multi_cleanup(loop->multi);
   loop->multi = NULL;
@@ -521,7 +486,7 @@ static int l_is_closed(lua_State *L) {
 static int l_tostring(lua_State *L) {
   owl_loop *loop = (owl_loop *)luaL_checkudata(L, 1, OWL_LOOP_MT);
   if (loop->closed) lua_pushliteral(L, "owl.loop (closed)");
-  else lua_pushfstring(L, "owl.loop (%d running, %d waiting)", loop->running, loop->queued + loop->held);
+  else lua_pushfstring(L, "owl.loop (%d running, %d waiting)", loop->running, loop->queued);
   return 1;
 }
 
@@ -530,7 +495,7 @@ int owl_loop_request(lua_State *L) {
   owl_loop *loop = owl_loop_check(L, 1);
   owl_transfer *t = owl_transfer_push(L);
   owl_transfer_configure(L, t, 2, NULL, 0);
-  owl_loop_submit(L, loop, lua_gettop(L), NULL);
+  owl_loop_submit(L, loop, lua_gettop(L));
   return 1;
 }
 

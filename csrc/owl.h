@@ -6,7 +6,9 @@
 #ifndef OWL_OWL_H
 #define OWL_OWL_H
 
+#include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "buffer.h"
 #include "compat.h"
@@ -51,6 +53,13 @@ static inline double owl_checkint(lua_State *L, int idx, double min, double max,
     luaL_error(L, "%s", msg);
   }
   return v;
+}
+
+/* Milliseconds on the monotonic clock: for timeouts, never for dates. */
+static inline int64_t owl_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Registration, one per concern. */

@@ -1,6 +1,8 @@
 /*
  * transfer.c: one HTTP exchange (an easy handle with its request body and
- * response buffers) and the Lua methods that read its outcome.
+ * response buffers) and the Lua methods that read its outcome. It knows
+ * nothing of loops: whatever runs a transfer is reached only through the
+ * owl_runner hooks it installed (transfer.h).
  *
  * The policy fixed here is not configurable on purpose: only http and https,
  * redirects never followed (an Authorization header must never reach another
@@ -16,7 +18,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
-#include "http.h"
+#include "transfer.h"
 
 #define OWL_USER_AGENT "owl/0.1"
 #define OWL_DEFAULT_MAX_RESPONSE ((size_t)64 * 1024 * 1024)
@@ -171,7 +173,7 @@ static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_por
 owl_transfer *owl_transfer_push(lua_State *L) {
   owl_transfer *t = (owl_transfer *)owl_newuserdata(L, sizeof *t);
   memset(t, 0, sizeof *t);
-  t->ref = LUA_NOREF;
+  t->run.ref = LUA_NOREF;
   t->state = OWL_NEW;
   t->max_response = OWL_DEFAULT_MAX_RESPONSE;
   owl_setmetatable(L, OWL_TRANSFER_MT);
@@ -228,10 +230,7 @@ static size_t check_bytes(lua_State *L, int idx, const char *what) {
   return v >= (double)SIZE_MAX ? SIZE_MAX : (size_t)v;
 }
 
-/* Fills in a transfer from the spec table. headers: the shared list to use
- * (this takes a reference), or NULL to build one from spec.headers.
- * body_idx: the stack index of the body, or 0 for spec.body. Raises on
- * misuse; on success the transfer is ready for owl_loop_submit. */
+/* Raises on misuse; on success the transfer is ready for a runner. */
 void owl_transfer_configure(lua_State *L, owl_transfer *t, int spec_idx, owl_headers *headers, int body_idx) {
   const char *url, *ca_file = NULL;
   long timeout_ms, connect_ms, stall_ms;
@@ -379,8 +378,6 @@ static void explain(owl_transfer *t, CURLcode result) {
   }
 }
 
-/* The transfer has ended (or never started): keep the outcome, free what
- * libcurl used. Safe to call once; the loop calls it. */
 void owl_transfer_finish(owl_transfer *t, CURLcode result) {
   if (t->easy) {
     long code = 0;
@@ -404,8 +401,6 @@ void owl_transfer_finish(owl_transfer *t, CURLcode result) {
   t->budget = NULL;
 }
 
-/* The kind of failure, or NULL when the exchange completed at the HTTP
- * level (whatever its status). *message gets the words. */
 const char *owl_transfer_failure(owl_transfer *t, const char **message) {
   CURLcode r = t->result;
   *message = t->errbuf[0] ? t->errbuf : curl_easy_strerror(r);
@@ -452,7 +447,7 @@ const char *owl_transfer_failure(owl_transfer *t, const char **message) {
 
 /* ---- Lua methods ------------------------------------------------------- */
 
-static const char *const state_names[] = {"new", "held", "queued", "running", "done"};
+static const char *const state_names[] = {"new", "queued", "running", "done"};
 
 static int t_state(lua_State *L) {
   owl_transfer *t = owl_transfer_check(L, 1);
@@ -590,18 +585,21 @@ static int t_headers(lua_State *L) {
   return 1;
 }
 
+void owl_transfer_cancel(owl_transfer *t) {
+  if (t->runner && t->state != OWL_DONE) t->runner->cancel(t);
+}
+
 static int t_cancel(lua_State *L) {
-  owl_transfer *t = owl_transfer_check(L, 1);
-  owl_loop_cancel(t);
+  owl_transfer_cancel(owl_transfer_check(L, 1));
   return 0;
 }
 
-/* Normally reached once the loop has let go (it pins what it holds); when
- * Lua closes the state, transfers may be finalized before their loop and
- * detach themselves first. */
+/* Normally reached once the runner has let go (a loop pins what it holds);
+ * when Lua closes the state, transfers may be finalized before their loop
+ * and have it forget them first. */
 static int t_gc(lua_State *L) {
   owl_transfer *t = owl_transfer_check(L, 1);
-  owl_loop_detach(t);
+  if (t->runner) t->runner->forget(t);
   if (t->easy) {
     curl_easy_cleanup(t->easy);
     t->easy = NULL;
@@ -613,8 +611,6 @@ static int t_gc(lua_State *L) {
   t->headers = NULL;
   owl_budget_release(t->budget);
   t->budget = NULL;
-  if (t->window && --t->window->refs == 0) free(t->window);
-  t->window = NULL;
   return 0;
 }
 
