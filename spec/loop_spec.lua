@@ -1,5 +1,5 @@
 -- The C loop and transfers over real HTTP on 127.0.0.1, against the mock
--- LLM server: completion reporting, owl's own queue, windows, the host-loop
+-- LLM server: completion reporting, owl's own queue, fan-outs, the host-loop
 -- interface, cancellation, closing, and how failures are classified.
 local core = require("owl.core")
 local mock = require("support.mock")
@@ -159,23 +159,22 @@ describe("owl.core loop", function()
         seen[t] = true
         assert.equal(200, t:status())
       end
-      for i, t in ipairs(g:members()) do
+      for i, t in ipairs(g) do
         assert.is_true(seen[t])
         assert.matches("part " .. i .. "\n", t:json().choices[1].message.content, 1, true)
       end
       assert.equal(25, server:stats().max_in_flight)
     end)
 
-    it("runs at most `window` members at once", function()
+    it("takes no window: a fan-out's window is the task layer's", function()
       local loop = core.loop()
-      local bodies = {}
-      for i = 1, 7 do bodies[i] = BODY end
-      local g = core.work(loop, spec_for(server, { "x-mock-latency-ms: 80" }), bodies, 3)
-      local held = 0
-      for _, t in ipairs(g:members()) do if t:state() == "held" then held = held + 1 end end
-      assert.equal(4, held)
-      assert.equal(7, #loop:run())
-      assert.equal(3, server:stats().max_in_flight)
+      local ok, err = pcall(core.work, loop, spec_for(server), { BODY, BODY }, 1)
+      assert.is_false(ok)
+      assert.matches("owl.core.work takes no window: how many members run at once is the task layer's " ..
+        "(owl.run's max_workers)", err, 1, true)
+      assert.same({ 0, 0 }, { loop:pending() })
+      assert.equal(0, server:stats().total)
+      loop:close()
     end)
 
     it("raises before sending anything when a body is bad", function()
