@@ -313,7 +313,7 @@ describe("regression: unbounded fan-out and memory", function()
       'local owl = require("owl")\n',
       'print("limit", require("owl.core").fd_limit())\n',
       'local c = owl.client{ base_url = "', server.url, '", api_key = "sk-child", model = "m",',
-      ' headers = { ["x-mock-subtasks"] = "300", ["x-mock-latency-ms"] = "100" } }\n',
+      ' headers = { ["x-mock-subtasks"] = "300", ["x-mock-latency-ms"] = "500" } }\n',
       'local r, err = owl.run(c, "problem", { max_subtasks = 300 })\n',
       'print(r and ("ok " .. #r.outputs) or tostring(err))\n')
     f:close()

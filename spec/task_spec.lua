@@ -132,6 +132,48 @@ describe("task:cancel", function()
   end)
 end)
 
+describe("owl.pcall", function()
+  local server
+  setup(function() server = mock.start() end)
+  teardown(function() server:stop() end)
+
+  it("lets owl wait inside it in a task, on every Lua, and catches what is raised after a wait", function()
+    local c = owl.client{ base_url = server.url, api_key = "k", model = "m" }
+    local t = owl.spawn(function()
+      local ok, res = owl.pcall(function(word)
+        owl.sleep(0.01)
+        return assert(c:chat{ messages = { { role = "user", content = word } } })
+      end, "inside")
+      assert.is_true(ok, tostring(res))
+      assert.matches("inside", res.text)
+      local ok2, err = owl.pcall(function()
+        owl.sleep(0.01)
+        error("after a wait", 0)
+      end)
+      assert.is_false(ok2)
+      assert.equal("after a wait", err)
+      -- nested, and the task goes on waiting normally afterwards
+      local ok3, v = owl.pcall(owl.pcall, function() owl.sleep(0.01); return 7 end)
+      assert.is_true(ok3)
+      assert.equal(true, v)
+      owl.sleep(0.01)
+      return "done"
+    end)
+    assert.equal("done", assert(t:wait()))
+  end)
+
+  it("is pcall outside a task, and refuses a yield that is not owl's", function()
+    assert.same({ false, "x" }, { owl.pcall(error, "x", 0) })
+    assert.same({ true, 1, 2 }, { owl.pcall(function() return 1, 2 end) })
+    local t = owl.spawn(function()
+      return owl.pcall(function() coroutine.yield("mine") end)
+    end)
+    local ok, err = t:wait()
+    assert.is_false(ok)
+    assert.equal("owl.pcall: the function yielded outside owl (only owl's waits can pass through)", err)
+  end)
+end)
+
 describe("semaphores", function()
   local server
   setup(function() server = mock.start() end)

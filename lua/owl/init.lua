@@ -15,6 +15,7 @@ local owl = {
   run = flow.run,
   spawn = task.spawn,
   sleep = task.sleep,
+  pcall = task.pcall,
   semaphore = task.semaphore,
   -- milliseconds until owl's next timer (owl.sleep) is due, or nil: a host
   -- loop that drives owl.loop() itself calls owl.dispatch(loop, {}) then

@@ -255,7 +255,8 @@ end
 
 local CANNOT_YIELD = "owl: cannot wait for a call here: this task is inside pcall or a C function, "
   .. "and a yield cannot cross it on " .. (IS_JIT and "LuaJIT" or _VERSION)
-  .. ". Use the nil, err returns instead of pcall: owl's calls do not raise on failure."
+  .. ". Use the nil, err returns instead of pcall: owl's calls do not raise on failure"
+  .. " (or owl.pcall, which owl can wait inside)."
 
 -- Drives every loop that has a waiter, and the timers, until done() is
 -- true. Blocking: for code outside any task.
@@ -319,6 +320,31 @@ function M.sleep(seconds)
     return
   end
   drive_until(function() return timer.fired end)
+end
+
+-- owl.pcall(fn, ...): pcall that owl can wait inside, on every Lua. In a
+-- task, fn runs in a coroutine of its own that counts as the same task:
+-- when fn waits (owl yields to the driver), the yield is passed up, and fn
+-- is resumed when the driver resumes the task. Outside a task, plain pcall.
+-- A yield that is not owl's fails the call (owl cannot resume it rightly).
+function M.pcall(fn, ...)
+  local task = M.current()
+  if not task then return pcall(fn, ...) end
+  if not yieldable() then error(CANNOT_YIELD, 0) end
+  local co = coroutine.create(fn)
+  by_coroutine[co] = task
+  local r = pack(coroutine.resume(co, ...))
+  while coroutine.status(co) == "suspended" do
+    if r[2] ~= WAIT then
+      by_coroutine[co] = nil
+      return false, "owl.pcall: the function yielded outside owl (only owl's waits can pass through)"
+    end
+    coroutine.yield(WAIT)
+    r = pack(coroutine.resume(co))
+  end
+  by_coroutine[co] = nil
+  if r[1] then return true, unpack(r, 2, r.n) end
+  return false, r[2]
 end
 
 -- ------------------------------------------------------------------ tasks
