@@ -55,6 +55,7 @@ build = {
     ["owl.text"] = "lua/owl/text.lua",
     ["owl.validate"] = "lua/owl/validate.lua",
     ["owl.providers.openai"] = "lua/owl/providers/openai.lua",
+    ["owl.providers.openai_stream"] = "lua/owl/providers/openai_stream.lua",
   },
   install = {
     bin = { owl = "bin/owl" },
