@@ -1,6 +1,6 @@
 /*
  * core.c: registers owl.core. It only wires the concerns together; each lives
- * in its own file (loop.c, transfer.c, flow.c, json_*.c, regex.c).
+ * in its own file (loop.c, transfer.c, flow.c, json_*.c, regex.c, sse.c).
  */
 #include <curl/curl.h>
 #include <dirent.h>
@@ -103,6 +103,7 @@ int luaopen_owl_core(lua_State *L) {
   owl_flow_open(L);
   owl_budget_open(L);
   owl_clock_open(L);
+  owl_sse_open(L);
   lua_pushcfunction(L, l_fd_limit);
   lua_setfield(L, -2, "fd_limit");
   lua_pushcfunction(L, l_isatty);

@@ -32,7 +32,7 @@ build = {
     ["owl.core"] = {
       sources = {
         "csrc/core.c", "csrc/budget.c", "csrc/buffer.c", "csrc/clock.c", "csrc/loop.c", "csrc/transfer.c", "csrc/flow.c",
-        "csrc/json_encode.c", "csrc/json_decode.c", "csrc/regex.c",
+        "csrc/json_encode.c", "csrc/json_decode.c", "csrc/regex.c", "csrc/sse.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "pcre2-8" },
@@ -51,6 +51,7 @@ build = {
     ["owl.json"] = "lua/owl/json.lua",
     ["owl.prompts"] = "lua/owl/prompts.lua",
     ["owl.schema"] = "lua/owl/schema.lua",
+    ["owl.sse"] = "lua/owl/sse.lua",
     ["owl.task"] = "lua/owl/task.lua",
     ["owl.text"] = "lua/owl/text.lua",
     ["owl.validate"] = "lua/owl/validate.lua",
