@@ -37,7 +37,10 @@ PCRE2_LIBS := $(shell $(PKG_CONFIG) --libs libpcre2-8 2>/dev/null)
 BUILD ?= build/$(LUA_VERSION)
 SRCS := $(wildcard csrc/*.c)
 HDRS := $(wildcard csrc/*.h)
-OWL_CFLAGS = -fPIC -fvisibility=hidden -D_POSIX_C_SOURCE=200809L -I$(LUA_INCDIR) $(CURL_CFLAGS) $(PCRE2_CFLAGS) $(EXTRA_CFLAGS)
+# No -fvisibility flag: the internal headers hide owl's symbols themselves (a
+# visibility pragma), so every build, LuaRocks' included, exports only
+# luaopen_owl_core.
+OWL_CFLAGS = -fPIC -D_POSIX_C_SOURCE=200809L -I$(LUA_INCDIR) $(CURL_CFLAGS) $(PCRE2_CFLAGS) $(EXTRA_CFLAGS)
 
 .PHONY: all build build-all deps test lint check-mem demo bench clean install
 

@@ -9,6 +9,10 @@
 
 #include <stddef.h>
 
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility push(hidden) /* see owl.h */
+#endif
+
 typedef struct owl_buf {
   char *data;
   size_t len;
@@ -22,5 +26,9 @@ int owl_buf_append(owl_buf *b, const void *p, size_t n);
 int owl_buf_putc(owl_buf *b, char c);
 void owl_buf_reset(owl_buf *b); /* len = 0, keeps the memory */
 void owl_buf_free(owl_buf *b);  /* releases the memory; the buffer is empty and reusable */
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility pop
+#endif
 
 #endif

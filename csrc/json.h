@@ -1,8 +1,7 @@
 /*
  * json.h: what json_encode.c and json_decode.c share, private to the codec.
- * These symbols are not static because the two files need each other, but
- * the build hides them (-fvisibility=hidden): only luaopen_owl_core leaves
- * the shared object.
+ * These symbols are not static because the two files need each other; the
+ * visibility pragma below keeps them inside the shared object.
  */
 #ifndef OWL_JSON_H
 #define OWL_JSON_H
@@ -11,6 +10,10 @@
 #include <string.h>
 
 #include "owl.h"
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility push(hidden) /* see owl.h */
+#endif
 
 /* Neither direction recurses on the C stack (a game thread may have 128
  * KiB): each keeps one record per open container, the first
@@ -171,5 +174,9 @@ int owl_utf8_fix(owl_buf *b, const char *s, size_t n);
 
 /* core.json.decode, registered by owl_json_open. */
 int owl_json_decode_lua(lua_State *L);
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility pop
+#endif
 
 #endif

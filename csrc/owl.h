@@ -13,6 +13,13 @@
 #include "buffer.h"
 #include "compat.h"
 
+/* Everything declared here stays inside the shared object, whatever the
+ * build tool's flags (LuaRocks passes no -fvisibility): only
+ * luaopen_owl_core is exported (core.c, OWL_EXPORT). */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility push(hidden)
+#endif
+
 #define OWL_LOOP_MT "owl.loop"
 #define OWL_TRANSFER_MT "owl.transfer"
 #define OWL_GROUP_MT "owl.group"
@@ -83,5 +90,9 @@ void owl_sse_open(lua_State *L);   /* sets core.sse */
  */
 int owl_json_encode(lua_State *L, int idx, owl_buf *out, char *err, size_t errlen);
 int owl_json_decode(lua_State *L, const char *s, size_t len, int max_depth, char *err, size_t errlen);
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility pop
+#endif
 
 #endif

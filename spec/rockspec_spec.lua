@@ -1,6 +1,7 @@
 -- The rockspec installs what the tree holds: every Lua module and every C
 -- source is listed, and `luarocks make` gives an owl that loads from any
--- folder (installed here into a temporary tree, not the system's).
+-- folder (installed here into a temporary tree, not the system's) and
+-- exports nothing but luaopen_owl_core.
 local ROCKSPEC = "rockspec/owl-scm-1.rockspec"
 
 local read = require("support.files").read
@@ -11,6 +12,19 @@ local function lines_of(cmd)
   p:close()
   return out
 end
+
+-- The function symbols a shared object exports (nm -D: T, W or i).
+local function exported_functions(so)
+  local names = {}
+  for _, line in ipairs(lines_of("nm -D --defined-only " .. so .. " 2>&1")) do
+    local kind, name = line:match("^%x+ (%a) (%S+)$")
+    assert(kind, "nm: " .. line)
+    if kind == "T" or kind == "W" or kind == "i" then names[#names + 1] = name end
+  end
+  return names
+end
+
+local BUILD = os.getenv("OWL_BUILD_DIR") or ("build/" .. (type(jit) == "table" and "jit" or _VERSION:match("%d+%.%d+")))
 
 describe("rockspec", function()
   local env = {}
@@ -45,8 +59,16 @@ describe("rockspec", function()
       "LUA_CPATH='" .. tree .. "/lib/lua/5.4/?.so' lua5.4 -e " ..
       "'local owl = require(\"owl\"); print(owl.json.encode({ required = owl.json.array() }), " ..
       "package.searchpath(\"owl.core\", package.cpath))' 2>&1")
+    -- LuaRocks' builtin build passes no -fvisibility flag: the headers'
+    -- visibility pragma alone keeps owl's internals out of the symbol table
+    local exported = exported_functions(tree .. "/lib/lua/5.4/owl/core.so")
     os.execute("rm -rf " .. tree .. " " .. tree .. ".log")
     assert.equal('{"required":[]}', out[1]:match("^(%S+)"))
     assert.truthy(out[1]:find(tree .. "/lib/lua/5.4/owl/core.so", 1, true))
+    assert.same({ "luaopen_owl_core" }, exported)
+  end)
+
+  it("the build under test exports luaopen_owl_core and no other function", function()
+    assert.same({ "luaopen_owl_core" }, exported_functions(BUILD .. "/owl/core.so"))
   end)
 end)
