@@ -52,6 +52,7 @@ build = {
     ["owl.prompts"] = "lua/owl/prompts.lua",
     ["owl.schema"] = "lua/owl/schema.lua",
     ["owl.sse"] = "lua/owl/sse.lua",
+    ["owl.stream"] = "lua/owl/stream.lua",
     ["owl.task"] = "lua/owl/task.lua",
     ["owl.text"] = "lua/owl/text.lua",
     ["owl.validate"] = "lua/owl/validate.lua",

@@ -5,6 +5,7 @@
 local core = require("owl.core")
 local errors = require("owl.errors")
 local task = require("owl.task")
+local stream_mod = require("owl.stream")
 
 local M = {}
 
@@ -169,23 +170,45 @@ function Client:finish(t, loop)
 end
 
 -- client:chat(request) -> normalized response, or nil and an owl error.
+-- With request.stream, the answer is read as it arrives and
+-- request.on_delta(delta) is called with each piece (see owl.stream).
 function Client:chat(request)
   if getmetatable(self) ~= Client then error("owl.client: use client:chat(request), not client.chat", 2) end
   if type(request) ~= "table" then error("owl.client: chat needs a request table, got " .. type(request), 2) end
+  local on_delta = request.on_delta
+  if on_delta ~= nil then
+    if type(on_delta) ~= "function" then
+      error("owl.client: on_delta must be a function, got " .. type(on_delta), 2)
+    end
+    if not request.stream then error("owl.client: on_delta needs stream = true", 2) end
+    -- a function is not part of the request the server sees
+    local copy = {}
+    for k, v in pairs(request) do copy[k] = v end
+    copy.on_delta = nil
+    request = copy
+  end
   local spec = self.provider.build(self, request)
-  return self:call(function(loop) return loop:request(spec) end)
+  return self:call(function(loop) return loop:request(spec) end, nil,
+    request.stream and { on_delta = on_delta } or nil)
 end
 
--- client:call(start [, loop]) -> what client:finish returns: start(loop)
--- makes one transfer once the client has a free connection slot
--- (max_connections), and the slot is held until the transfer is read.
-function Client:call(start, loop)
+-- client:call(start [, loop [, stream]]) -> response, or nil and an error:
+-- start(loop) makes one transfer once the client has a free connection
+-- slot (max_connections), and the slot is held until the transfer is read.
+-- stream = { on_delta = fn or nil }: the transfer was built streaming
+-- (spec.sse) and is read as it arrives (owl.stream).
+function Client:call(start, loop, stream)
   loop = loop or self:get_loop()
-  if not self.slots then return self:finish(start(loop), loop) end
+  local function run()
+    local t = start(loop)
+    if stream then return stream_mod.read(self, t, loop, stream.on_delta) end
+    return self:finish(t, loop)
+  end
+  if not self.slots then return run() end
   if not self.slots:acquire() then
     return nil, errors.new("cancelled", "the task was cancelled")
   end
-  local res, err = self:finish(start(loop), loop)
+  local res, err = run()
   self.slots:release()
   return res, err
 end

@@ -16,6 +16,7 @@ errors.MAX_FIELD = 1024
 local KINDS = {
   connect = true, timeout = true, tls = true, http = true, protocol = true,
   cancelled = true, refusal = true, length = true, invalid = true, worker = true,
+  callback = true, -- a caller's function (on_delta) raised
 }
 
 -- What a transport failure says when the core gave no text of its own.

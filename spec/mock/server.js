@@ -20,7 +20,8 @@
 // x-mock-latency-ms, x-mock-fault (429 500 reset truncate malformed empty
 // drip hang redirect), x-mock-retry-after, x-mock-drip-ms, x-mock-location,
 // x-mock-status and x-mock-body, x-mock-replay (a fixture path, or a bare
-// name looked up in --fixtures), x-mock-barrier and
+// name looked up in --fixtures), x-mock-split (byte offsets where the body
+// is cut into separate writes), x-mock-barrier and
 // x-mock-barrier-timeout-ms (default 10000).
 //
 // Control endpoints (never counted or logged as LLM requests):
@@ -367,6 +368,7 @@ function headerDirective(h) {
     fault: h['x-mock-fault'],
     retryAfter: h['x-mock-retry-after'],
     dripMs: num(h['x-mock-drip-ms']),
+    split: h['x-mock-split'],
     location: h['x-mock-location'],
     status: num(h['x-mock-status']),
     body: h['x-mock-body'],
@@ -386,6 +388,7 @@ function scriptDirective(entry, base) {
   }
   if (entry.latency_ms !== undefined) d.latencyMs = Number(entry.latency_ms);
   if (entry.drip_ms !== undefined) d.dripMs = Number(entry.drip_ms);
+  if (entry.split !== undefined) d.split = Array.isArray(entry.split) ? entry.split.join(',') : String(entry.split);
   if (entry.retry_after !== undefined) d.retryAfter = String(entry.retry_after);
   if (entry.location !== undefined) d.location = entry.location;
   if (entry.subtasks !== undefined) d.subtasks = String(entry.subtasks);
@@ -457,6 +460,30 @@ function resetSocket(sock) {
   sock.destroy();
 }
 
+// The body written in pieces cut at the given byte offsets ("5,17,300"),
+// each in its own write a few milliseconds apart, so that the client reads
+// them as separate arrivals: a stream split where a test chooses.
+function deliverSplit(res, reply, split) {
+  const body = reply.chunks ? Buffer.concat(reply.chunks.map((c) => Buffer.from(c))) : reply.body;
+  const cuts = String(split).split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0 && n < body.length);
+  cuts.sort((a, b) => a - b);
+  writeHead(res, reply, true, body.length);
+  res.flushHeaders();
+  const pieces = [];
+  let at = 0;
+  for (const c of cuts) { if (c > at) { pieces.push(body.subarray(at, c)); at = c; } }
+  pieces.push(body.subarray(at));
+  let i = 0;
+  const step = () => {
+    if (!alive(res)) return;
+    if (i >= pieces.length) { res.end(); return; }
+    res.write(pieces[i]);
+    i += 1;
+    setTimeout(step, 3);
+  };
+  step();
+}
+
 function deliver(res, reply, d) {
   if (!alive(res)) return;
   const body = reply.body;
@@ -496,6 +523,7 @@ function deliver(res, reply, d) {
       return;
     }
     default:
+      if (d.split !== undefined) return deliverSplit(res, reply, d.split);
       if (reply.chunks) {
         writeHead(res, reply, false);
         for (const c of reply.chunks) res.write(c);

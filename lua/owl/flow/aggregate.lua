@@ -25,9 +25,15 @@ function M.run(ctx, plan, outputs)
       { role = "system", content = prompts.render(agg.system, vars, "aggregator.system") },
       { role = "user", content = json.rope(pieces) },
     },
+    stream = ctx.opts.stream or nil,
   }
+  local deltas = 0
   local res, err = ctx:call("aggregator", "the aggregator",
-    function(loop) return core.aggregate(loop, ctx:spec_of(request)) end)
+    function(loop) return core.aggregate(loop, ctx:spec_of(request)) end,
+    function(delta)
+      deltas = deltas + 1
+      ctx:event("aggregate_delta", { delta = delta, deltas = deltas })
+    end)
   if not res then return nil, err end
   return text.strip_fences(json.fix_utf8(res.text))
 end

@@ -86,10 +86,12 @@ function Context:count(role, res)
 end
 
 -- Makes one call for role: start(loop) starts its transfer once the client
--- has a slot; the response is read, counted and checked as an answer.
-function Context:call(role, who, start)
+-- has a slot; the response is read (as a stream when the run streams, each
+-- delta going to on_delta), counted and checked as an answer.
+function Context:call(role, who, start, on_delta)
   local loop = self.loop
-  local res, err = self.client:call(function() return start(loop) end, loop)
+  local stream = self.opts.stream and { on_delta = on_delta } or nil
+  local res, err = self.client:call(function() return start(loop) end, loop, stream)
   self:count(role, res)
   if res then err = self:unusable(res, who) end
   if err then return nil, err end

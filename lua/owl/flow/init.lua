@@ -23,7 +23,7 @@ M.plan_schema = plan_stage.schema
 
 local OPTIONS = { prompts = "table", schema = "table", models = "table", model = "string",
                   max_workers = "number", max_subtasks = "number", max_total_response_bytes = "number",
-                  on_event = "function" }
+                  on_event = "function", stream = "boolean" }
 
 -- A plan is a model's answer: without a bound, one runaway plan of ten
 -- thousand subtasks is ten thousand paid calls. A run that wants more says so.

@@ -45,6 +45,7 @@ function M.run(ctx, plan)
     bodies[i] = client.provider.body(client, {
       model = model,
       messages = ctx:messages(ctx.prompts.worker, vars(ctx.problem, plan, st), "worker"),
+      stream = ctx.opts.stream or nil,
     })
   end
   local shared = ctx:spec_of(bodies[1])
@@ -58,8 +59,13 @@ function M.run(ctx, plan)
       if not window:acquire() then return end -- cancelled while waiting its turn
       local started = ctx:seconds()
       ctx:event("worker_start", { index = i, name = st.name })
+      local deltas = 0
       local res, err = ctx:call("workers", "the worker",
-        function(loop) return core.work(loop, shared, { bodies[i] })[1] end)
+        function(loop) return core.work(loop, shared, { bodies[i] })[1] end,
+        function(delta)
+          deltas = deltas + 1
+          ctx:event("worker_delta", { index = i, name = st.name, delta = delta, deltas = deltas })
+        end)
       window:release()
       local usage = res and res.usage or nil
       if err then

@@ -5,6 +5,7 @@
 -- transfer back here.
 local json = require("owl.json")
 local errors = require("owl.errors")
+local openai_stream = require("owl.providers.openai_stream")
 
 local openai = {}
 
@@ -69,6 +70,9 @@ local function make_body(client, request, level)
   end
   local body = shallow_copy(request)
   body.model = model
+  -- a stream's usage comes in a last chunk only when asked for; a request
+  -- that sets stream_options keeps its own
+  if body.stream and body.stream_options == nil then body.stream_options = { include_usage = true } end
   if request.structured ~= nil then
     -- the neutral request's structured = { name, schema } is OpenAI's strict
     -- response_format; a request that sets response_format keeps its own
@@ -126,7 +130,7 @@ function openai.build(client, request)
     headers[#headers + 1] = k .. ": " .. tostring(client.headers[k])
   end
 
-  return {
+  local spec = {
     url = base_url:gsub("/+$", "") .. "/chat/completions",
     headers = headers,
     body = body,
@@ -136,6 +140,14 @@ function openai.build(client, request)
     max_response_bytes = client.max_response_bytes,
     ca_file = client.ca_file,
   }
+  if body.stream then
+    -- a model may stream for many minutes: the client's timeout bounds the
+    -- silence between two bytes, counted from the start, not the answer
+    spec.sse = true
+    spec.timeout = 0
+    spec.stall_timeout = client.timeout
+  end
+  return spec
 end
 
 -- Error objects are small; a body larger than this is not decoded to look
@@ -294,6 +306,12 @@ function openai.read(res, client)
     },
     raw = decoded,
   }
+end
+
+-- stream_reader(client) -> the reader a streamed answer's events go through
+-- (owl.providers.openai_stream).
+function openai.stream_reader(client)
+  return openai_stream.reader(secrets_of(client))
 end
 
 return openai

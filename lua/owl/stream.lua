@@ -1,0 +1,63 @@
+-- owl.stream: reading a streamed call. The core frames the server-sent
+-- events of a transfer (spec.sse) and reports it whenever some arrived;
+-- this drains them into the provider's stream reader, hands each delta to
+-- the caller's on_delta in the waiting task, and ends with the same
+-- normalized response a non-streamed call returns. Only the provider's
+-- reader knows the wire format.
+local errors = require("owl.errors")
+local task = require("owl.task")
+
+local M = {}
+
+-- Ends a transfer the reader gave up on, so its connection is cleaned up
+-- before the error goes back (the next call must find the loop clean).
+local function abandon(loop, t)
+  if t:state() ~= "done" then
+    t:cancel()
+    task.await(loop, t)
+  end
+end
+
+-- M.read(client, t, loop, on_delta) -> response, or nil and an error that
+-- carries err.partial_text (the text received so far) when the answer had
+-- begun. on_delta(delta) runs in the waiting task and may wait itself; an
+-- error it raises fails the call (kind "callback").
+function M.read(client, t, loop, on_delta)
+  local reader = client.provider.stream_reader(client)
+  while true do
+    local done = t:state() == "done"
+    for _, ev in ipairs(t:events()) do
+      local deltas, err = reader:event(ev)
+      if not deltas then
+        abandon(loop, t)
+        return nil, errors.scrub(err, client.secrets)
+      end
+      if on_delta then
+        for _, d in ipairs(deltas) do
+          local ok, raised = task.pcall(on_delta, d)
+          if not ok then
+            abandon(loop, t)
+            return nil, errors.new("callback", "on_delta raised: " .. tostring(raised),
+              { partial_text = reader:partial_text() })
+          end
+        end
+      end
+    end
+    if done then break end
+    task.await(loop, t, true) -- until more events, or the end
+  end
+  local status = t:status()
+  if t:failure() or type(status) ~= "number" or status < 200 or status > 299 then
+    -- a transport failure, or an error document instead of a stream: read
+    -- as any other call's
+    local _, err = client:read(t)
+    err = err or errors.new("protocol", "the stream failed without an error")
+    if reader:partial_text() ~= "" then err.partial_text = reader:partial_text() end
+    return nil, errors.scrub(err, client.secrets)
+  end
+  local res, err = reader:finish()
+  if not res then return nil, errors.scrub(err, client.secrets) end
+  return res
+end
+
+return M
