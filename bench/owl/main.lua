@@ -7,6 +7,12 @@
 local owl = require("owl")
 
 local subtasks = os.getenv("SUBTASKS")
+-- STREAM=1: every call of the flow streams (the harness checks that it did)
+local stream_env = os.getenv("STREAM") or "0"
+if stream_env ~= "0" and stream_env ~= "1" then
+  io.stderr:write("owl bench: STREAM must be 0 or 1, got ", stream_env, "\n")
+  os.exit(2)
+end
 local client = owl.client{
   base_url = os.getenv("OPENAI_BASE_URL") or "http://127.0.0.1:18080/v1",
   api_key = "sk-test",
@@ -17,7 +23,7 @@ local client = owl.client{
 -- default max_subtasks, 100, guards against a runaway plan)
 local n = tonumber(subtasks)
 local result, err = owl.run(client, "Write a small python library for statistics on streaming data, with tests.",
-  { max_subtasks = n and math.max(n, 100) or nil })
+  { max_subtasks = n and math.max(n, 100) or nil, stream = stream_env == "1" })
 if not result then
   io.stderr:write("owl: ", tostring(err), "\n")
   os.exit(1)

@@ -53,6 +53,7 @@ function M.run(ctx, json_schema, max_subtasks)
     model = ctx:model_for("orchestrator"),
     messages = ctx:messages(ctx.prompts.orchestrator, { problem = ctx.problem }, "orchestrator"),
     structured = { name = "plan", schema = json_schema },
+    stream = ctx.opts.stream or nil, -- read whole either way: no events for the plan's pieces
   }
   local res, err = ctx:call("orchestrator", "the orchestrator",
     function(loop) return core.orchestrate(loop, ctx:spec_of(request)) end)
