@@ -10,9 +10,14 @@
  * Either way, no Lua runs until curl_multi_socket_action has returned.
  *
  * Transfer lifecycle: submit pins the transfer (registry reference) and
- * queues it or adds it to the multi handle; when
- * libcurl reports it done it moves to the done list; the next step, run or
- * action returns it to Lua exactly once and unpins it.
+ * queues it or adds it to the multi handle; when libcurl reports it done it
+ * moves to the done list; the next step, run or action returns it to Lua
+ * exactly once and unpins it. A stream transfer that receives body bytes
+ * goes on the news list meanwhile: step and action return it too (still
+ * pinned, still running), at most once per array and never once it is done.
+ *
+ * Invariant: the news list is emptied whenever the done list is, so it
+ * never holds a transfer the loop has let go of.
  */
 #include <errno.h>
 #include <poll.h>
@@ -32,6 +37,7 @@ struct owl_loop {
   owl_transfer *queue_head, *queue_tail; /* waiting for a slot */
   owl_transfer *done_head, *done_tail;   /* finished, not yet returned to Lua */
   size_t ndone;
+  owl_transfer *news_head, *news_tail;   /* streams with bytes not yet reported, linked by nnext */
   struct pollfd *fds; /* the sockets libcurl wants watched */
   size_t nfds, capfds;
   struct pollfd *ready; /* scratch: copy of the ready ones */
@@ -161,12 +167,14 @@ static void queue_push(owl_loop *loop, owl_transfer *t) {
 
 static void start_queued(owl_loop *loop);
 
-/* A transfer has ended: record it and fill the freed slot. */
+/* A transfer has ended: record it and fill the freed slot. If it is on the
+ * news list it stays there, and is reported as done instead. */
 static void finish(owl_loop *loop, owl_transfer *t, CURLcode result) {
   owl_transfer_finish(t, result);
   done_push(loop, t);
   start_queued(loop);
 }
+
 static void start_queued(owl_loop *loop) {
   while (loop->queue_head && (loop->max_in_flight == 0 || loop->running < loop->max_in_flight)) {
     owl_transfer *t = list_shift(&loop->queue_head, &loop->queue_tail);
@@ -178,7 +186,7 @@ static void start_queued(owl_loop *loop) {
       finish(loop, t, CURLE_FAILED_INIT);
       continue;
     }
-    t->state = OWL_RUNNING;
+    owl_transfer_start(t);
     loop->running++;
   }
 }
@@ -220,8 +228,9 @@ owl_loop *owl_loop_check(lua_State *L, int idx) {
 }
 
 static void cancel(owl_transfer *t);
+static void news(owl_transfer *t);
 static void forget(owl_transfer *t);
-static const owl_runner runner = {cancel, forget};
+static const owl_runner runner = {cancel, news, forget};
 
 /* The loop lets go of t: unpinned, no runner. t must be on none of the
  * loop's FIFOs. */
@@ -260,6 +269,39 @@ static void cancel(owl_transfer *t) {
   finish(loop, t, CURLE_ABORTED_BY_CALLBACK);
 }
 
+/* The runner's news: a stream got bytes (inside libcurl's write callback). */
+static void news(owl_transfer *t) {
+  owl_loop *loop = (owl_loop *)t->run.owner;
+  if (t->run.news) return;
+  t->run.news = 1;
+  t->run.nnext = NULL;
+  if (loop->news_tail) loop->news_tail->run.nnext = t;
+  else loop->news_head = t;
+  loop->news_tail = t;
+}
+
+/* Empties the news list. */
+static void news_clear(owl_loop *loop) {
+  owl_transfer *t = loop->news_head, *next;
+  for (; t; t = next) {
+    next = t->run.nnext;
+    t->run.nnext = NULL;
+    t->run.news = 0;
+  }
+  loop->news_head = loop->news_tail = NULL;
+}
+
+static void news_remove(owl_loop *loop, owl_transfer *t) {
+  owl_transfer *prev = NULL, *p;
+  if (!t->run.news) return;
+  for (p = loop->news_head; p != t; prev = p, p = p->run.nnext) continue;
+  if (prev) prev->run.nnext = t->run.nnext;
+  else loop->news_head = t->run.nnext;
+  if (loop->news_tail == t) loop->news_tail = prev;
+  t->run.nnext = NULL;
+  t->run.news = 0;
+}
+
 /* The runner's forget: takes t out of the loop without reporting it. Only
  * when Lua closes a state, whose finalizers run in reverse order of
  * creation: transfers before their loop. The registry is going away with
@@ -281,23 +323,37 @@ static void forget(owl_transfer *t) {
     default:
       break;
   }
+  news_remove(loop, t);
   release(NULL, loop, t);
 }
 
-/* Pushes an array of the finished transfers and lets go of them. The array
- * is made at its full size first, so nothing can fail half-way. */
-static int push_done(lua_State *L, owl_loop *loop) {
+/* Pushes the array of transfers with news: the finished ones (let go of),
+ * in the order they finished, then, with streams set, the running streams
+ * that received bytes, in the order their bytes came. The array is made at
+ * its full size first, so nothing can fail half-way. */
+static int push_news(lua_State *L, owl_loop *loop, int streams) {
   owl_transfer *t;
+  size_t n = loop->ndone;
   int i = 0;
   if (loop->oom) {
     loop->oom = 0;
     return luaL_error(L, "owl.core: out of memory tracking sockets");
   }
-  lua_createtable(L, (int)loop->ndone, 0);
+  if (streams)
+    for (t = loop->news_head; t; t = t->run.nnext)
+      if (t->state != OWL_DONE) n++;
+  lua_createtable(L, (int)n, 0);
   for (t = loop->done_head; t; t = t->run.qnext) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->run.ref);
     lua_rawseti(L, -2, ++i);
   }
+  if (streams)
+    for (t = loop->news_head; t; t = t->run.nnext) {
+      if (t->state == OWL_DONE) continue;
+      lua_rawgeti(L, LUA_REGISTRYINDEX, t->run.ref);
+      lua_rawseti(L, -2, ++i);
+    }
+  news_clear(loop);
   while ((t = list_shift(&loop->done_head, &loop->done_tail)) != NULL) release(L, loop, t);
   loop->ndone = 0;
   return 1;
@@ -308,13 +364,14 @@ static int pending(owl_loop *loop) {
 }
 
 /* Waits at most wait_ms (-1: until libcurl's timer or activity) and lets
- * libcurl act on what is ready. */
-static void step(lua_State *L, owl_loop *loop, long wait_ms) {
+ * libcurl act on what is ready. With report set (step, not run) it does not
+ * wait while it has news to return. */
+static void step(lua_State *L, owl_loop *loop, long wait_ms, int report) {
   int n;
   size_t i, nready = 0;
   fire_timer_if_due(loop);
   collect(loop);
-  if (loop->ndone > 0 || pending(loop) == 0) wait_ms = 0;
+  if ((report && (loop->ndone > 0 || loop->news_head)) || pending(loop) == 0) wait_ms = 0;
   if (loop->timer_set) {
     int64_t left = loop->timer_due_ms - owl_now_ms();
     if (left < 0) left = 0;
@@ -361,16 +418,16 @@ static long check_wait(lua_State *L, int idx) {
 
 static int l_step(lua_State *L) {
   owl_loop *loop = owl_loop_check(L, 1);
-  step(L, loop, check_wait(L, 2));
-  return push_done(L, loop);
+  step(L, loop, check_wait(L, 2), 1);
+  return push_news(L, loop, 1);
 }
 
-/* Steps until nothing is queued or running; returns every transfer
- * that completed meanwhile. */
+/* Steps until nothing is queued or running; returns every transfer that
+ * completed meanwhile (finished ones only: whatever ran has finished). */
 static int l_run(lua_State *L) {
   owl_loop *loop = owl_loop_check(L, 1);
-  while (pending(loop) > 0) step(L, loop, -1);
-  return push_done(L, loop);
+  while (pending(loop) > 0) step(L, loop, -1, 0);
+  return push_news(L, loop, 0);
 }
 
 static int l_pending(lua_State *L) {
@@ -421,7 +478,7 @@ static int l_action(lua_State *L) {
   }
   fire_timer_if_due(loop);
   collect(loop);
-  return push_done(L, loop);
+  return push_news(L, loop, 1);
 }
 
 /* Cancels and frees every transfer, then the multi handle. Idempotent:
@@ -447,6 +504,7 @@ static void close_loop(lua_State *L, owl_loop *loop, int report) {
     }
   }
   loop->closed = 1;
+  news_clear(loop);
   while ((t = loop->pinned) != NULL) {
     if (t->state == OWL_RUNNING) curl_multi_remove_handle(loop->multi, t->easy);
     if (t->state != OWL_DONE) {

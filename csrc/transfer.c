@@ -116,6 +116,7 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud) {
   }
   if (!take_budget(t, n)) return 0;
   if (!owl_buf_append(&t->response, ptr, n)) return 0;
+  if (t->stream && n > 0 && t->runner) t->runner->news(t);
   return n;
 }
 
@@ -136,12 +137,15 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
 }
 
 /* libcurl calls this about once a second while stall_timeout is set (the
- * low-speed check below makes it revisit an idle transfer). Only after the
- * first response byte: a non-streaming server may think for minutes. */
+ * low-speed check below makes it revisit an idle transfer). The silence
+ * counts from the last response byte; before the first one, only for a
+ * stream (from its start): a non-streaming server may think for minutes,
+ * a streaming one answers at once. */
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
   owl_transfer *t = (owl_transfer *)ud;
+  int64_t since = t->last_byte_ms ? t->last_byte_ms : t->started_ms;
   (void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
-  if (t->last_byte_ms && owl_now_ms() - t->last_byte_ms >= t->stall_ms) {
+  if (since && owl_now_ms() - since >= t->stall_ms) {
     t->stalled = 1;
     return 1; /* CURLE_ABORTED_BY_CALLBACK */
   }
@@ -184,8 +188,9 @@ owl_transfer *owl_transfer_check(lua_State *L, int idx) {
   return (owl_transfer *)luaL_checkudata(L, idx, OWL_TRANSFER_MT);
 }
 
-static const char *const spec_keys[] = {"url",     "headers",            "body",   "timeout",       "connect_timeout",
-                                        "ca_file", "max_response_bytes", "budget", "stall_timeout", NULL};
+static const char *const spec_keys[] = {"url",     "headers",       "body",   "timeout", "connect_timeout",
+                                        "ca_file", "stall_timeout", "budget", "stream",  "max_response_bytes",
+                                        NULL};
 
 static void check_spec_keys(lua_State *L, int spec_idx) {
   lua_pushnil(L);
@@ -258,6 +263,10 @@ void owl_transfer_configure(lua_State *L, owl_transfer *t, int spec_idx, owl_hea
   }
   lua_getfield(L, spec_idx, "max_response_bytes");
   if (!lua_isnil(L, -1)) t->max_response = check_bytes(L, -1, "spec.max_response_bytes");
+  lua_pop(L, 1);
+  lua_getfield(L, spec_idx, "stream");
+  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN) luaL_error(L, "owl.core: spec.stream must be a boolean");
+  t->stream = lua_toboolean(L, -1);
   lua_pop(L, 1);
   lua_getfield(L, spec_idx, "budget");
   if (!lua_isnil(L, -1)) {
@@ -378,6 +387,11 @@ static void explain(owl_transfer *t, CURLcode result) {
   }
 }
 
+void owl_transfer_start(owl_transfer *t) {
+  t->state = OWL_RUNNING;
+  if (t->stream) t->started_ms = owl_now_ms();
+}
+
 void owl_transfer_finish(owl_transfer *t, CURLcode result) {
   if (t->easy) {
     long code = 0;
@@ -484,6 +498,21 @@ static int t_body(lua_State *L) {
     if (max < (double)n) n = (size_t)max;
   }
   lua_pushlstring(L, t->response.data ? t->response.data : "", n);
+  return 1;
+}
+
+/* t:take([max_bytes]): the body bytes not taken yet, or only the first
+ * max_bytes of them; they are taken. A stream consumer reads each byte
+ * once, without the body being copied whole each time. */
+static int t_take(lua_State *L) {
+  owl_transfer *t = owl_transfer_check(L, 1);
+  size_t n = t->response.len - t->taken;
+  if (!lua_isnoneornil(L, 2)) {
+    double max = owl_checkint(L, 2, 0, OWL_MAX_EXACT, "t:take max_bytes");
+    if (max < (double)n) n = (size_t)max;
+  }
+  lua_pushlstring(L, n ? t->response.data + t->taken : "", n);
+  t->taken += n;
   return 1;
 }
 
@@ -624,7 +653,7 @@ void owl_transfer_open(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"state", t_state},     {"status", t_status},   {"failure", t_failure}, {"body", t_body},
       {"json", t_json},       {"header", t_header},   {"headers", t_headers}, {"cancel", t_cancel},
-      {"size", t_size},       {NULL, NULL}};
+      {"size", t_size},       {"take", t_take},       {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", t_gc}, {"__tostring", t_tostring}, {NULL, NULL}};
   owl_newclass(L, OWL_TRANSFER_MT, methods, meta);
 }

@@ -43,6 +43,9 @@ typedef enum {
 typedef struct owl_runner {
   /* t:cancel() on a transfer that is not done: end it as cancelled. */
   void (*cancel)(owl_transfer *t);
+  /* A stream transfer received body bytes. Called from libcurl's write
+   * callback, so it may only note the fact in C. */
+  void (*news)(owl_transfer *t);
   /* t is collected while its runner still holds it: only when Lua closes
    * the state, which finalizes transfers before their loop. */
   void (*forget)(owl_transfer *t);
@@ -58,10 +61,12 @@ struct owl_transfer {
   owl_headers *headers;  /* counted reference, or NULL */
   owl_buf body;          /* request body, freed when the transfer ends */
   owl_buf response;      /* response body */
+  size_t taken;          /* bytes of response already returned by t:take() */
   owl_buf header_lines;  /* raw header lines of the final response */
   size_t max_response;   /* bytes; past this the transfer fails */
   owl_budget *budget;    /* counted reference, or NULL */
   long stall_ms;         /* 0: no stall_timeout */
+  int64_t started_ms;    /* when a stream was handed to libcurl; 0 otherwise */
   int64_t last_byte_ms;  /* when a response byte last came; 0: none yet */
   const char *own_kind;  /* a failure owl diagnosed itself (errbuf has the words), or NULL */
   long status;
@@ -75,13 +80,16 @@ struct owl_transfer {
   int stalled;
   int socket_errno;      /* EMFILE or ENFILE when socket() failed, else 0 */
   int is_https;
+  int stream;            /* spec.stream: reported while running, whenever body bytes came */
   const owl_runner *runner; /* NULL unless a loop holds the transfer */
   /* The runner's bookkeeping: loop.c reads and writes it, transfer.c never. */
   struct {
     void *owner;               /* the loop */
     int ref;                   /* registry reference pinning the transfer, or LUA_NOREF */
+    int news;                  /* on the loop's news list */
     owl_transfer *prev, *next; /* the loop's list of pinned transfers */
     owl_transfer *qnext;       /* its queue or its done list */
+    owl_transfer *nnext;       /* its news list */
   } run;
   char errbuf[CURL_ERROR_SIZE];
 };
@@ -102,6 +110,10 @@ void owl_headers_release(owl_headers *h);
  * body_idx: the stack index of the body, or 0 for spec.body. Raises on
  * misuse. */
 void owl_transfer_configure(lua_State *L, owl_transfer *t, int spec_idx, owl_headers *headers, int body_idx);
+
+/* The runner hands t to libcurl now: state OWL_RUNNING, and a stream's
+ * stall_timeout starts counting. */
+void owl_transfer_start(owl_transfer *t);
 
 /* The transfer has ended (or never started): keep the outcome, free what
  * libcurl used, state OWL_DONE. The runner calls it once. */

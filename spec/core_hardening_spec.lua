@@ -108,7 +108,10 @@ describe("regression: float-to-int casts of NaN, inf and 1e20 (UB)", function()
     local loop = core.loop()
     local t = loop:request{ url = "http://127.0.0.1:9/", connect_timeout = 1 }
     loop:run()
-    for _, case in ipairs(BAD_NUMBERS) do raises("t:body max_bytes must be an integer", t.body, t, case[2]) end
+    for _, case in ipairs(BAD_NUMBERS) do
+      raises("t:body max_bytes must be an integer", t.body, t, case[2])
+      raises("t:take max_bytes must be an integer", t.take, t, case[2])
+    end
     loop:close()
   end)
 end)
@@ -290,6 +293,14 @@ describe("responses over HTTP", function()
       local t = fetch(base .. "/late=2500", { stall_timeout = 1 })
       assert.is_nil(t:failure())
       assert.equal("late", t:body())
+    end)
+
+    it("applies from the start for a stream (spec.stream), whose server answers at once", function()
+      local t, took = fetch(base .. "/late=2500", { stall_timeout = 1, stream = true })
+      local kind, message = t:failure()
+      assert.equal("timeout", kind)
+      assert.equal("no data from the server for 1 s (stall_timeout)", message)
+      assert.is_true(took >= 1 and took < 2.5, "took " .. took)
     end)
   end)
 

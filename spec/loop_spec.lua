@@ -113,6 +113,20 @@ describe("owl.core loop", function()
     for _, t in ipairs(done) do assert.equal(200, t:status()) end
   end)
 
+  it("regression: loop:run spun the CPU while a finished transfer waited for the others", function()
+    local loop = core.loop()
+    loop:request(spec_for(server, {}, { body = BODY }))
+    loop:request(spec_for(server, { "x-mock-latency-ms: 600" }, { body = BODY }))
+    local cpu = os.clock()
+    assert.equal(2, #loop:run())
+    cpu = os.clock() - cpu
+    -- waiting is poll()'s: a spin would burn about the whole 0.6 s (under
+    -- valgrind the two exchanges alone take about that)
+    local bound = os.getenv("OWL_UNDER_VALGRIND") and 2 or 0.25
+    assert.is_true(cpu < bound, "run used " .. cpu .. " s of CPU")
+    loop:close()
+  end)
+
   describe("max_in_flight", function()
     it("holds transfers in owl's queue, never more than the cap in flight", function()
       local loop = core.loop{ max_in_flight = 2 }
@@ -225,6 +239,160 @@ describe("owl.core loop", function()
       assert.equal(t, done[1])
       assert.equal(200, t:status())
       assert.equal(-1, loop:timeout())
+    end)
+  end)
+
+  describe("progress reports (spec.stream)", function()
+    local DRIP = "0123456789abcdef"
+
+    -- A transfer whose body (DRIP) arrives one byte every ms milliseconds.
+    local function dripping(loop, extra, ms)
+      local spec = spec_for(server, { "x-mock-fault: drip", "x-mock-drip-ms: " .. (ms or 25), "x-mock-body: " .. DRIP },
+        { body = BODY })
+      for k, v in pairs(extra or {}) do spec[k] = v end
+      return loop:request(spec)
+    end
+
+    -- Drives loop with next_array() until t is reported done; returns every
+    -- report of t in order ("running" or "done"), the text taken at each,
+    -- and the largest number of times one array held t.
+    local function watch(t, next_array)
+      local states, chunks, most = {}, {}, 0
+      for _ = 1, 5000 do
+        local times = 0
+        for _, r in ipairs(next_array()) do
+          assert.equal(t, r)
+          times = times + 1
+          states[#states + 1] = r:state()
+          chunks[#chunks + 1] = r:take()
+        end
+        most = math.max(most, times)
+        if states[#states] == "done" then break end
+      end
+      return states, chunks, most
+    end
+
+    it("reports a stream while bytes arrive, then once when it is done", function()
+      local loop = core.loop()
+      local t = dripping(loop, { stream = true })
+      local states, chunks, most = watch(t, function() return loop:step(-1) end)
+      assert.equal(1, most) -- at most once per array
+      assert.is_true(#states >= 3, "only " .. #states .. " reports")
+      for i = 1, #states - 1 do
+        assert.equal("running", states[i])
+        assert.is_true(#chunks[i] > 0, "report " .. i .. " had no new byte")
+      end
+      assert.equal("done", states[#states])
+      assert.is_nil(t:failure())
+      assert.equal(200, t:status())
+      -- take() gave every byte once, in order
+      assert.equal(DRIP, table.concat(chunks))
+      assert.equal("", t:take())
+      assert.equal(DRIP, t:body())
+      assert.same({}, loop:step(0)) -- done is reported once
+      loop:close()
+    end)
+
+    it("reports through loop:action as through loop:step", function()
+      local loop = core.loop()
+      local t = dripping(loop, { stream = true })
+      local states, chunks = watch(t, function()
+        local got = {}
+        if loop:timeout() == 0 then
+          for _, r in ipairs(loop:action(-1)) do got[#got + 1] = r end
+        end
+        for fd, ev in pairs(loop:sockets()) do
+          for _, r in ipairs(loop:action(fd, ev)) do got[#got + 1] = r end
+        end
+        if #got == 0 then socket.sleep(0.005) end
+        return got
+      end)
+      assert.equal("running", states[1])
+      assert.equal("done", states[#states])
+      assert.equal(DRIP, table.concat(chunks))
+      loop:close()
+    end)
+
+    it("reports a transfer without stream only when it is done", function()
+      local loop = core.loop()
+      local t = dripping(loop, nil, 10)
+      local states = watch(t, function() return loop:step(-1) end)
+      assert.same({ "done" }, states)
+      assert.equal(DRIP, t:body())
+      loop:close()
+    end)
+
+    it("loop:run returns only finished transfers, each once", function()
+      local loop = core.loop()
+      local a = dripping(loop, { stream = true }, 10)
+      local b = dripping(loop, nil, 10)
+      local done = loop:run()
+      assert.equal(2, #done)
+      assert.is_true((done[1] == a and done[2] == b) or (done[1] == b and done[2] == a))
+      for _, t in ipairs(done) do assert.equal("done", t:state()) end
+      assert.same({}, loop:step(0))
+      assert.equal(DRIP, a:take())
+      loop:close()
+    end)
+
+    it("a stream that arrives at once is reported once, as done", function()
+      local loop = core.loop()
+      local t = loop:request(spec_for(server, {}, { body = BODY, stream = true }))
+      local states, chunks, most = watch(t, function() return loop:step(-1) end)
+      assert.equal(1, most)
+      assert.equal("done", states[#states])
+      assert.equal(t:body(), table.concat(chunks))
+      loop:close()
+    end)
+
+    it("a stream cancelled or closed after news is reported done once", function()
+      local loop = core.loop()
+      local a = dripping(loop, { stream = true }, 50)
+      local b = dripping(loop, { stream = true }, 50)
+      local seen = {}
+      while not (seen[a] and seen[b]) do
+        for _, r in ipairs(loop:step(-1)) do seen[r] = true end
+      end
+      a:cancel()
+      local got = loop:step(0)
+      assert.same({ a }, got)
+      assert.equal("cancelled", (a:failure()))
+      -- b still runs: close ends it and reports it, once
+      assert.same({ b }, loop:close())
+      assert.equal("cancelled", (b:failure()))
+    end)
+
+    it("stall_timeout counts from the start of a stream, not from its first byte", function()
+      local loop = core.loop()
+      local t0 = socket.gettime()
+      local t = loop:request(spec_for(server, { "x-mock-fault: hang" }, { body = BODY, stream = true, stall_timeout = 0.5 }))
+      loop:run()
+      local took = socket.gettime() - t0
+      local kind, message = t:failure()
+      assert.equal("timeout", kind)
+      assert.equal("no data from the server for 0.5 s (stall_timeout)", message)
+      assert.is_true(took >= 0.5 and took < 4, "took " .. took)
+      loop:close()
+    end)
+
+    it("take(max_bytes) returns at most max_bytes and keeps the rest for the next take", function()
+      local loop = core.loop()
+      local t = loop:request(spec_for(server, { "x-mock-body: " .. DRIP }, { body = BODY }))
+      loop:run()
+      assert.equal("012", t:take(3))
+      assert.equal("", t:take(0))
+      assert.equal("3", t:take(1))
+      assert.equal("456789abcdef", t:take(1000))
+      assert.equal("", t:take())
+      assert.equal(DRIP, t:body())
+      assert.equal(#DRIP, t:size())
+      loop:close()
+    end)
+
+    it("spec.stream must be a boolean", function()
+      local loop = core.loop()
+      assert.has_error(function() loop:request{ url = "http://x/", stream = 1 } end, "owl.core: spec.stream must be a boolean")
+      loop:close()
     end)
   end)
 
