@@ -1,7 +1,9 @@
 /*
- * sse.c: core.sse.new([opts]), an incremental parser of text/event-stream
- * (WHATWG HTML, "interpreting an event stream"). Bytes go in as they
- * arrive, split anywhere; p:feed returns the events they completed.
+ * sse.c: an incremental parser of text/event-stream (WHATWG HTML,
+ * "interpreting an event stream"), in plain C (sse.h) for a transfer's
+ * write callback (spec.sse), and as core.sse.new([opts]) for Lua. Bytes go
+ * in as they arrive, split anywhere; p:feed returns the events they
+ * completed.
  *
  * The parser works on bytes and never rescans: the line begun in an earlier
  * feed is kept in `line`, which by construction holds no CR or LF, so each
@@ -20,79 +22,67 @@
 #include <string.h>
 
 #include "owl.h"
-
-#define SSE_DEFAULT_MAX 16777216.0 /* 16 MiB */
+#include "sse.h"
 
 static const unsigned char BOM[3] = {0xEF, 0xBB, 0xBF};
 
-typedef struct sse_parser {
-  owl_buf line; /* the line begun but not ended: never holds CR or LF */
-  owl_buf data; /* the data buffer: each data value followed by LF */
-  owl_buf type; /* the event type buffer; empty means "message" */
-  owl_buf id;   /* the last event ID buffer: persists across events */
-  size_t max;   /* max_event_bytes */
-  double retry; /* the last valid retry field in ms, or -1 */
-  int bom;      /* BOM bytes matched at the start of the stream; -1 once past it */
-  int skip_lf;  /* the last byte fed was a CR: an LF first in the next feed ends nothing */
-  int nevents;  /* events in the array the current feed returns */
-  int finished;
-  int failed; /* err holds why; feed and finish return it from then on */
-  char err[128];
-} sse_parser;
+/* ---- the parser: plain C, no Lua (a libcurl callback feeds it too) ----- */
 
-static sse_parser *check_parser(lua_State *L) {
-  return (sse_parser *)luaL_checkudata(L, 1, OWL_SSE_MT);
-}
-
-static void free_buffers(sse_parser *p) {
+void owl_sse_free(owl_sse *p) {
   owl_buf_free(&p->line);
   owl_buf_free(&p->data);
   owl_buf_free(&p->type);
   owl_buf_free(&p->id);
 }
 
-static void oom(lua_State *L) {
-  luaL_error(L, "owl.core: out of memory");
+void owl_sse_init(owl_sse *p, size_t max_event_bytes) {
+  memset(p, 0, sizeof *p); /* empty buffers: nothing to free yet */
+  p->max = max_event_bytes;
+  p->retry = -1;
 }
 
 /* Marks the parser failed; its buffers go at once (they may hold up to
  * max_event_bytes each). Returns 0 so callers can `return fail(...)`. */
-static int fail(sse_parser *p, const char *what) {
+static int fail(owl_sse *p, const char *what) {
   snprintf(p->err, sizeof p->err, "sse: %s max_event_bytes (%.0f bytes)", what, (double)p->max);
   p->failed = 1;
-  free_buffers(p);
+  owl_sse_free(p);
   return 0;
 }
 
-static void set_buf(lua_State *L, owl_buf *b, const char *s, size_t n) {
-  owl_buf_reset(b);
-  if (!owl_buf_append(b, s, n)) oom(L);
+static int fail_oom(owl_sse *p) {
+  snprintf(p->err, sizeof p->err, "sse: out of memory");
+  p->failed = 1;
+  p->oom = 1;
+  owl_sse_free(p);
+  return 0;
 }
 
-/* A blank line: an event when the data buffer holds anything, appended to
- * the array at events_idx. The type buffer is reset either way. */
-static void dispatch(lua_State *L, sse_parser *p, int events_idx) {
+static int set_buf(owl_sse *p, owl_buf *b, const char *s, size_t n) {
+  owl_buf_reset(b);
+  return owl_buf_append(b, s, n) ? 1 : fail_oom(p);
+}
+
+/* A blank line: an event when the data buffer holds anything, handed to
+ * the sink. The type buffer is reset either way. */
+static int dispatch(owl_sse *p, owl_sse_sink sink, void *ud) {
   if (p->data.len > 0) {
-    lua_createtable(L, 0, 3);
-    if (p->type.len > 0)
-      lua_pushlstring(L, p->type.data, p->type.len);
-    else
-      lua_pushliteral(L, "message");
-    lua_setfield(L, -2, "event");
-    lua_pushlstring(L, p->data.data, p->data.len - 1); /* less the last LF */
-    lua_setfield(L, -2, "data");
-    if (p->id.len > 0) {
-      lua_pushlstring(L, p->id.data, p->id.len);
-      lua_setfield(L, -2, "id");
-    }
-    lua_rawseti(L, events_idx, ++p->nevents);
+    owl_sse_event ev;
+    ev.type = p->type.len > 0 ? p->type.data : "message";
+    ev.type_len = p->type.len > 0 ? p->type.len : 7;
+    ev.data = p->data.data;
+    ev.data_len = p->data.len - 1; /* less the last LF */
+    ev.id = p->id.len > 0 ? p->id.data : NULL;
+    ev.id_len = p->id.len;
+    if (!sink(ud, &ev)) return fail_oom(p);
   }
   owl_buf_reset(&p->data);
   owl_buf_reset(&p->type);
+  return 1;
 }
 
 /* retry: only ASCII digits count; a value past 2^53 - 1 saturates there. */
-static void set_retry(sse_parser *p, const char *v, size_t n) {
+static void set_retry(owl_sse *p, const char *v, size_t n) {
   double ms = 0;
   size_t i;
   if (n == 0) return;
@@ -105,13 +95,10 @@ static void set_retry(sse_parser *p, const char *v, size_t n) {
 #define FIELD_IS(name) (nlen == sizeof(name) - 1 && memcmp(s, name, nlen) == 0)
 
 /* One complete line (no terminator). Returns 0 when the parser failed. */
-static int process_line(lua_State *L, sse_parser *p, const char *s, size_t n, int events_idx) {
+static int process_line(owl_sse *p, const char *s, size_t n, owl_sse_sink sink, void *ud) {
   const char *colon, *v;
   size_t nlen, vlen;
-  if (n == 0) {
-    dispatch(L, p, events_idx);
-    return 1;
-  }
+  if (n == 0) return dispatch(p, sink, ud);
   if (s[0] == ':') return 1; /* a comment */
   colon = (const char *)memchr(s, ':', n);
   if (colon != NULL) {
@@ -131,11 +118,11 @@ static int process_line(lua_State *L, sse_parser *p, const char *s, size_t n, in
     /* dispatched, the data would be what the buffer holds now (its last
      * LF becoming a separator) plus this value: data.len + vlen bytes */
     if (vlen > p->max || p->data.len > p->max - vlen) return fail(p, "an event's data is larger than");
-    if (!owl_buf_append(&p->data, v, vlen) || !owl_buf_putc(&p->data, '\n')) oom(L);
+    if (!owl_buf_append(&p->data, v, vlen) || !owl_buf_putc(&p->data, '\n')) return fail_oom(p);
   } else if (FIELD_IS("event")) {
-    set_buf(L, &p->type, v, vlen);
+    return set_buf(p, &p->type, v, vlen);
   } else if (FIELD_IS("id")) {
-    if (memchr(v, '\0', vlen) == NULL) set_buf(L, &p->id, v, vlen);
+    if (memchr(v, '\0', vlen) == NULL) return set_buf(p, &p->id, v, vlen);
   } else if (FIELD_IS("retry")) {
     set_retry(p, v, vlen);
   }
@@ -164,9 +151,9 @@ static const char *find_eol(const char *s, const char *end) {
   return NULL;
 }
 
-/* Runs the bytes [s, end) through the parser, appending the events they
- * complete to the array at events_idx. Returns 0 when the parser failed. */
-static int parse(lua_State *L, sse_parser *p, const char *s, const char *end, int events_idx) {
+int owl_sse_feed(owl_sse *p, const char *s, size_t len, owl_sse_sink sink, void *ud) {
+  const char *end = s + len;
+  if (p->failed) return 0;
   /* the BOM, which may come split across feeds; a partial match that fails
    * was ordinary text, and holds no CR or LF */
   while (p->bom >= 0 && s < end) {
@@ -174,7 +161,7 @@ static int parse(lua_State *L, sse_parser *p, const char *s, const char *end, in
       s++;
       if (++p->bom == 3) p->bom = -1;
     } else {
-      if (!owl_buf_append(&p->line, BOM, (size_t)p->bom)) oom(L);
+      if (!owl_buf_append(&p->line, BOM, (size_t)p->bom)) return fail_oom(p);
       p->bom = -1;
     }
   }
@@ -187,14 +174,14 @@ static int parse(lua_State *L, sse_parser *p, const char *s, const char *end, in
     size_t n = (size_t)((eol ? eol : end) - s);
     if (n > p->max || p->line.len > p->max - n) return fail(p, "a line is longer than");
     if (eol == NULL) { /* the line goes on in a later feed */
-      if (!owl_buf_append(&p->line, s, n)) oom(L);
+      if (!owl_buf_append(&p->line, s, n)) return fail_oom(p);
       return 1;
     }
     if (p->line.len > 0) {
-      if (!owl_buf_append(&p->line, s, n)) oom(L);
-      if (!process_line(L, p, p->line.data, p->line.len, events_idx)) return 0;
+      if (!owl_buf_append(&p->line, s, n)) return fail_oom(p);
+      if (!process_line(p, p->line.data, p->line.len, sink, ud)) return 0;
       owl_buf_reset(&p->line);
-    } else if (!process_line(L, p, s, n, events_idx)) {
+    } else if (!process_line(p, s, n, sink, ud)) {
       return 0;
     }
     if (*eol == '\r') {
@@ -208,10 +195,46 @@ static int parse(lua_State *L, sse_parser *p, const char *s, const char *end, in
   return 1;
 }
 
+/* ---- core.sse: the parser as a Lua object ------------------------------ */
+
+typedef struct sse_parser {
+  owl_sse p;
+  int finished;
+} sse_parser;
+
+typedef struct {
+  lua_State *L;
+  int events_idx;
+  int n;
+} lua_sink;
+
+/* Appends the event to the Lua array being returned. A Lua memory error
+ * here unwinds through owl_sse_feed, which holds nothing unowned. */
+static int push_event(void *ud, const owl_sse_event *ev) {
+  lua_sink *k = (lua_sink *)ud;
+  lua_State *L = k->L;
+  lua_createtable(L, 0, 3);
+  lua_pushlstring(L, ev->type, ev->type_len);
+  lua_setfield(L, -2, "event");
+  lua_pushlstring(L, ev->data, ev->data_len);
+  lua_setfield(L, -2, "data");
+  if (ev->id) {
+    lua_pushlstring(L, ev->id, ev->id_len);
+    lua_setfield(L, -2, "id");
+  }
+  lua_rawseti(L, k->events_idx, ++k->n);
+  return 1;
+}
+
+static sse_parser *check_parser(lua_State *L) {
+  return (sse_parser *)luaL_checkudata(L, 1, OWL_SSE_MT);
+}
+
 /* nil, the message, and the events completed before the failure. */
 static int push_failure(lua_State *L, sse_parser *p, int events_idx) {
+  if (p->p.oom) return luaL_error(L, "owl.core: out of memory");
   lua_pushnil(L);
-  lua_pushstring(L, p->err);
+  lua_pushstring(L, p->p.err);
   if (events_idx)
     lua_pushvalue(L, events_idx);
   else
@@ -224,16 +247,17 @@ static int p_feed(lua_State *L) {
   sse_parser *p = check_parser(L);
   const char *s;
   size_t n;
-  int events_idx;
+  lua_sink k;
   if (lua_type(L, 2) != LUA_TSTRING)
     return luaL_error(L, "owl.core: sse feed expects a string, not %s", luaL_typename(L, 2));
   if (p->finished) return luaL_error(L, "owl.core: sse feed after finish");
-  if (p->failed) return push_failure(L, p, 0);
+  if (p->p.failed) return push_failure(L, p, 0);
   s = lua_tolstring(L, 2, &n);
   lua_newtable(L);
-  events_idx = lua_gettop(L);
-  p->nevents = 0;
-  if (!parse(L, p, s, s + n, events_idx)) return push_failure(L, p, events_idx);
+  k.L = L;
+  k.events_idx = lua_gettop(L);
+  k.n = 0;
+  if (!owl_sse_feed(&p->p, s, n, push_event, &k)) return push_failure(L, p, k.events_idx);
   return 1;
 }
 
@@ -242,9 +266,9 @@ static int p_feed(lua_State *L) {
  * is always empty; finish is idempotent and frees the buffers. */
 static int p_finish(lua_State *L) {
   sse_parser *p = check_parser(L);
-  if (p->failed) return push_failure(L, p, 0);
+  if (p->p.failed) return push_failure(L, p, 0);
   p->finished = 1;
-  free_buffers(p);
+  owl_sse_free(&p->p);
   lua_newtable(L);
   return 1;
 }
@@ -252,26 +276,26 @@ static int p_finish(lua_State *L) {
 /* p:retry() -> the reconnection time the stream asked for (ms), or nil. */
 static int p_retry(lua_State *L) {
   sse_parser *p = check_parser(L);
-  if (p->retry < 0) {
+  if (p->p.retry < 0) {
     lua_pushnil(L);
     return 1;
   }
 #if OWL_HAS_INTEGERS
-  lua_pushinteger(L, (lua_Integer)p->retry);
+  lua_pushinteger(L, (lua_Integer)p->p.retry);
 #else
-  lua_pushnumber(L, (lua_Number)p->retry);
+  lua_pushnumber(L, (lua_Number)p->p.retry);
 #endif
   return 1;
 }
 
 static int p_gc(lua_State *L) {
-  free_buffers(check_parser(L));
+  owl_sse_free(&check_parser(L)->p);
   return 0;
 }
 
 /* core.sse.new([{ max_event_bytes = n }]) */
 static int l_new(lua_State *L) {
-  double max = SSE_DEFAULT_MAX;
+  double max = (double)OWL_SSE_DEFAULT_MAX;
   sse_parser *p;
   if (!lua_isnoneornil(L, 1)) {
     if (lua_type(L, 1) != LUA_TTABLE)
@@ -287,9 +311,8 @@ static int l_new(lua_State *L) {
     }
   }
   p = (sse_parser *)owl_newuserdata(L, sizeof *p);
-  memset(p, 0, sizeof *p); /* empty buffers: __gc has nothing to free yet */
-  p->max = max >= (double)SIZE_MAX ? SIZE_MAX : (size_t)max;
-  p->retry = -1;
+  owl_sse_init(&p->p, max >= (double)SIZE_MAX ? SIZE_MAX : (size_t)max);
+  p->finished = 0;
   owl_setmetatable(L, OWL_SSE_MT);
   return 1;
 }

@@ -106,16 +106,62 @@ static int take_budget(owl_transfer *t, size_t n) {
   return 1;
 }
 
+/* An event the transfer's parser completed, queued for t:events() as a
+ * record: an event_head, then the type, data and id bytes. */
+typedef struct {
+  size_t type_len, data_len, id_len;
+  int has_id;
+} event_head;
+
+static int keep_event(void *ud, const owl_sse_event *ev) {
+  owl_transfer *t = (owl_transfer *)ud;
+  owl_buf *b = &t->events;
+  event_head h;
+  h.type_len = ev->type_len;
+  h.data_len = ev->data_len;
+  h.id_len = ev->id_len;
+  h.has_id = ev->id != NULL;
+  if (!owl_buf_reserve(b, sizeof h + h.type_len + h.data_len + h.id_len)) return 0;
+  owl_buf_append(b, &h, sizeof h);
+  owl_buf_append(b, ev->type, h.type_len);
+  owl_buf_append(b, ev->data, h.data_len);
+  if (h.has_id) owl_buf_append(b, ev->id, h.id_len);
+  t->nevents++;
+  return 1;
+}
+
+/* The body of an sse transfer: a 2xx answer feeds the parser and keeps
+ * only its first OWL_SSE_KEEP bytes; any other status is an error document,
+ * kept whole and never parsed. */
+static int write_sse(owl_transfer *t, const char *ptr, size_t n) {
+  size_t keep = n;
+  if (t->feeding < 0) {
+    long code = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
+    t->feeding = code >= 200 && code <= 299;
+  }
+  if (!t->feeding) return owl_buf_append(&t->response, ptr, n);
+  if (t->response.len >= OWL_SSE_KEEP) keep = 0;
+  else if (keep > OWL_SSE_KEEP - t->response.len) keep = OWL_SSE_KEEP - t->response.len;
+  if (!owl_buf_append(&t->response, ptr, keep)) return 0;
+  if (!owl_sse_feed(&t->parser, ptr, n, keep_event, t)) {
+    t->sse_failed = 1;
+    return 0;
+  }
+  return 1;
+}
+
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud) {
   owl_transfer *t = (owl_transfer *)ud;
   size_t n = size * nmemb;
   t->last_byte_ms = owl_now_ms();
-  if (n > t->max_response - t->response.len) {
+  if (n > t->max_response - t->received) {
     t->too_large = 1;
     return 0; /* libcurl ends the transfer with CURLE_WRITE_ERROR */
   }
   if (!take_budget(t, n)) return 0;
-  if (!owl_buf_append(&t->response, ptr, n)) return 0;
+  if (!(t->sse ? write_sse(t, ptr, n) : owl_buf_append(&t->response, ptr, n))) return 0;
+  t->received += n;
   if (t->stream && n > 0 && t->runner) t->runner->news(t);
   return n;
 }
@@ -180,6 +226,7 @@ owl_transfer *owl_transfer_push(lua_State *L) {
   t->run.ref = LUA_NOREF;
   t->state = OWL_NEW;
   t->max_response = OWL_DEFAULT_MAX_RESPONSE;
+  t->feeding = -1;
   owl_setmetatable(L, OWL_TRANSFER_MT);
   return t;
 }
@@ -190,7 +237,7 @@ owl_transfer *owl_transfer_check(lua_State *L, int idx) {
 
 static const char *const spec_keys[] = {"url",     "headers",       "body",   "timeout", "connect_timeout",
                                         "ca_file", "stall_timeout", "budget", "stream",  "max_response_bytes",
-                                        NULL};
+                                        "sse",     NULL};
 
 static void check_spec_keys(lua_State *L, int spec_idx) {
   lua_pushnil(L);
@@ -267,6 +314,13 @@ void owl_transfer_configure(lua_State *L, owl_transfer *t, int spec_idx, owl_hea
   lua_getfield(L, spec_idx, "stream");
   if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN) luaL_error(L, "owl.core: spec.stream must be a boolean");
   t->stream = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, spec_idx, "sse");
+  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN) luaL_error(L, "owl.core: spec.sse must be a boolean");
+  if (lua_toboolean(L, -1)) {
+    t->sse = t->stream = 1;
+    owl_sse_init(&t->parser, OWL_SSE_DEFAULT_MAX);
+  }
   lua_pop(L, 1);
   lua_getfield(L, spec_idx, "budget");
   if (!lua_isnil(L, -1)) {
@@ -353,7 +407,10 @@ void owl_transfer_configure(lua_State *L, owl_transfer *t, int spec_idx, owl_hea
 static void explain(owl_transfer *t, CURLcode result) {
   char *m = t->errbuf;
   size_t n = sizeof t->errbuf;
-  if (t->too_large) {
+  if (t->sse_failed) {
+    t->own_kind = "protocol";
+    snprintf(m, n, "%s", t->parser.err);
+  } else if (t->too_large) {
     t->own_kind = "protocol";
     snprintf(m, n, "the response body is larger than max_response_bytes (%.0f bytes)", (double)t->max_response);
   } else if (t->over_budget) {
@@ -408,6 +465,7 @@ void owl_transfer_finish(owl_transfer *t, CURLcode result) {
   t->result = result;
   t->state = OWL_DONE;
   if (result != CURLE_OK && !t->cancelled) explain(t, result);
+  if (t->sse) owl_sse_free(&t->parser);
   owl_buf_free(&t->body);
   owl_headers_release(t->headers);
   t->headers = NULL;
@@ -517,7 +575,45 @@ static int t_take(lua_State *L) {
 }
 
 static int t_size(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)owl_transfer_check(L, 1)->response.len);
+  lua_pushinteger(L, (lua_Integer)owl_transfer_check(L, 1)->received);
+  return 1;
+}
+
+/* t:events(): the events parsed since the last call, as an array of
+ * { event =, data =, id = }; they are taken. The array is made at its full
+ * size first; a memory error while filling it loses nothing, as the queue
+ * is emptied only after. */
+static int t_events(lua_State *L) {
+  owl_transfer *t = owl_transfer_check(L, 1);
+  const char *p, *end;
+  int i = 0;
+  if (!t->sse) return luaL_error(L, "owl.core: t:events() is for a transfer made with spec.sse");
+  lua_createtable(L, (int)t->nevents, 0);
+  p = t->events.data;
+  end = p + t->events.len;
+  while (p < end) {
+    event_head h;
+    memcpy(&h, p, sizeof h);
+    p += sizeof h;
+    lua_createtable(L, 0, 3);
+    lua_pushlstring(L, p, h.type_len);
+    lua_setfield(L, -2, "event");
+    p += h.type_len;
+    lua_pushlstring(L, p, h.data_len);
+    lua_setfield(L, -2, "data");
+    p += h.data_len;
+    if (h.has_id) {
+      lua_pushlstring(L, p, h.id_len);
+      lua_setfield(L, -2, "id");
+      p += h.id_len;
+    }
+    lua_rawseti(L, -2, ++i);
+  }
+  /* a burst of large events should not keep its memory for the rest of a
+   * long stream */
+  if (t->events.cap > OWL_SSE_KEEP) owl_buf_free(&t->events);
+  else owl_buf_reset(&t->events);
+  t->nevents = 0;
   return 1;
 }
 
@@ -636,6 +732,8 @@ static int t_gc(lua_State *L) {
   owl_buf_free(&t->body);
   owl_buf_free(&t->response);
   owl_buf_free(&t->header_lines);
+  owl_buf_free(&t->events);
+  if (t->sse) owl_sse_free(&t->parser);
   owl_headers_release(t->headers);
   t->headers = NULL;
   owl_budget_release(t->budget);
@@ -653,7 +751,7 @@ void owl_transfer_open(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"state", t_state},     {"status", t_status},   {"failure", t_failure}, {"body", t_body},
       {"json", t_json},       {"header", t_header},   {"headers", t_headers}, {"cancel", t_cancel},
-      {"size", t_size},       {"take", t_take},       {NULL, NULL}};
+      {"size", t_size},       {"take", t_take},       {"events", t_events}, {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", t_gc}, {"__tostring", t_tostring}, {NULL, NULL}};
   owl_newclass(L, OWL_TRANSFER_MT, methods, meta);
 }

@@ -25,6 +25,7 @@
 
 #include "budget.h"
 #include "owl.h"
+#include "sse.h"
 
 #if defined(__GNUC__) && __GNUC__ >= 4
 #pragma GCC visibility push(hidden) /* see owl.h */
@@ -60,7 +61,8 @@ struct owl_transfer {
   CURL *easy;
   owl_headers *headers;  /* counted reference, or NULL */
   owl_buf body;          /* request body, freed when the transfer ends */
-  owl_buf response;      /* response body */
+  owl_buf response;      /* response body: all of it, or a 2xx sse stream's first OWL_SSE_KEEP bytes */
+  size_t received;       /* response body bytes received, kept or not */
   size_t taken;          /* bytes of response already returned by t:take() */
   owl_buf header_lines;  /* raw header lines of the final response */
   size_t max_response;   /* bytes; past this the transfer fails */
@@ -81,6 +83,12 @@ struct owl_transfer {
   int socket_errno;      /* EMFILE or ENFILE when socket() failed, else 0 */
   int is_https;
   int stream;            /* spec.stream: reported while running, whenever body bytes came */
+  int sse;               /* spec.sse: a 2xx body goes through parser as it arrives */
+  int feeding;           /* sse: -1 until the first body byte, then whether the status is 2xx */
+  int sse_failed;        /* the parser failed (parser.err says why) */
+  owl_sse parser;        /* sse only; its buffers are freed when the transfer ends */
+  owl_buf events;        /* sse: events parsed and not yet taken by t:events(), as records */
+  size_t nevents;
   const owl_runner *runner; /* NULL unless a loop holds the transfer */
   /* The runner's bookkeeping: loop.c reads and writes it, transfer.c never. */
   struct {
@@ -95,6 +103,9 @@ struct owl_transfer {
 };
 
 #define OWL_MAX_HEADER_BYTES ((size_t)256 * 1024)
+/* The raw body a 2xx sse stream keeps, for diagnostics: its events are the
+ * answer, and a long stream must not be held twice. */
+#define OWL_SSE_KEEP ((size_t)64 * 1024)
 
 /* A new transfer userdata on the stack, state OWL_NEW. */
 owl_transfer *owl_transfer_push(lua_State *L);

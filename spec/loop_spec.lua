@@ -396,6 +396,103 @@ describe("owl.core loop", function()
     end)
   end)
 
+  describe("server-sent events (spec.sse)", function()
+    local TEXT = "data: one\n\nevent: note\ndata: two\ndata: lines\nid: 7\n\n: a comment\ndata: three\n\ndata: cut"
+    local EVENTS = {
+      { event = "message", data = "one" },
+      { event = "note", data = "two\nlines", id = "7" },
+      { event = "message", data = "three", id = "7" },
+    } -- "data: cut" never got its blank line: dropped
+
+    it("parses the events as they arrive and reports the transfer with them", function()
+      local loop = core.loop()
+      server:script{ { body = TEXT, fault = "drip", drip_ms = 4 } }
+      local t = loop:request(spec_for(server, {}, { body = BODY, sse = true }))
+      local got, running_with_events = {}, 0
+      repeat
+        for _, r in ipairs(loop:step(-1)) do
+          assert.equal(t, r)
+          local evs = t:events()
+          if t:state() == "running" and #evs > 0 then running_with_events = running_with_events + 1 end
+          for _, e in ipairs(evs) do got[#got + 1] = e end
+        end
+      until t:state() == "done"
+      assert.is_true(running_with_events >= 2, "events came with " .. running_with_events .. " reports")
+      assert.same(EVENTS, got)
+      assert.same({}, t:events()) -- taken
+      assert.is_nil(t:failure())
+      assert.equal(TEXT, t:body()) -- short: kept whole
+      assert.equal(#TEXT, t:size())
+      loop:close()
+    end)
+
+    it("keeps the events of a finished transfer until t:events() takes them", function()
+      local loop = core.loop()
+      server:script{ { body = TEXT } }
+      local t = loop:request(spec_for(server, {}, { body = BODY, sse = true }))
+      assert.same({ t }, loop:run())
+      assert.same(EVENTS, t:events())
+      assert.same({}, t:events())
+      loop:close()
+    end)
+
+    it("frames the mock's OpenAI stream", function()
+      local loop = core.loop()
+      local t = loop:request(spec_for(server, {}, { sse = true, body = {
+        model = "m", stream = true, messages = { { role = "user", content = "hello" } } } }))
+      loop:run()
+      local evs = t:events()
+      assert.is_true(#evs >= 3)
+      assert.equal("[DONE]", evs[#evs].data)
+      for i = 1, #evs - 1 do
+        assert.equal("message", evs[i].event)
+        assert.equal("chat.completion.chunk", mock.json_decode(evs[i].data).object)
+      end
+      loop:close()
+    end)
+
+    it("feeds nothing to the parser when the status is not 2xx: the body is an error document", function()
+      local loop = core.loop()
+      server:script{ { status = 500, body = TEXT }, { fault = "429" } }
+      local a = loop:request(spec_for(server, {}, { body = BODY, sse = true }))
+      loop:run()
+      local b = loop:request(spec_for(server, {}, { body = BODY, sse = true }))
+      loop:run()
+      assert.equal(500, a:status())
+      assert.same({}, a:events())
+      assert.equal(TEXT, a:body())
+      assert.equal(429, b:status())
+      assert.same({}, b:events())
+      assert.is_string(b:json().error.message)
+      loop:close()
+    end)
+
+    it("keeps only the first 64 KiB of a 2xx stream's raw body", function()
+      local loop = core.loop()
+      local event = "data: " .. string.rep("x", 1000) .. "\n\n"
+      local text = string.rep(event, 100)
+      server:script{ { body = text } }
+      local t = loop:request(spec_for(server, {}, { body = BODY, sse = true }))
+      loop:run()
+      assert.is_nil(t:failure())
+      assert.equal(100, #t:events())
+      assert.equal(#text, t:size()) -- received
+      assert.equal(65536, #t:body())
+      assert.equal(text:sub(1, 65536), t:body())
+      loop:close()
+    end)
+
+    it("misuse raises", function()
+      local loop = core.loop()
+      assert.has_error(function() loop:request{ url = "http://x/", sse = "yes" } end, "owl.core: spec.sse must be a boolean")
+      server:script{ { body = TEXT } }
+      local t = loop:request(spec_for(server, {}, { body = BODY }))
+      loop:run()
+      assert.has_error(function() t:events() end, "owl.core: t:events() is for a transfer made with spec.sse")
+      loop:close()
+    end)
+  end)
+
   describe("cancel and close", function()
     it("a cancelled transfer completes with failure 'cancelled'", function()
       local loop = core.loop()
