@@ -213,7 +213,9 @@ function M.run(client, problem, opts)
     messages = messages(p.orchestrator, { problem = problem }, "orchestrator"),
     structured = { name = "plan", schema = json_schema },
   }
-  local res, err = client:call(function() return core.orchestrate(loop, spec_of(request)) end, loop)
+  -- the request goes to the reader too: a provider may need it to read the
+  -- answer (Anthropic's forced tool, whose input is the plan)
+  local res, err = client:call(function() return core.orchestrate(loop, spec_of(request)) end, loop, request)
   count(usage, "orchestrator", res)
   if not res then return fail(err) end
   local plan
@@ -230,13 +232,14 @@ function M.run(client, problem, opts)
   -- 2. work: one task per subtask; a semaphore keeps the window. One spec
   -- (url, headers, timeouts) is shared by all, with a body each; a worker
   -- starts its call once it holds a slot.
-  local bodies = {}
+  local requests, bodies = {}, {}
   local worker_model = model_for(opts, "worker")
   for i, st in ipairs(subtasks) do
-    bodies[i] = provider.body(client, {
+    requests[i] = {
       model = worker_model,
       messages = messages(p.worker, worker_vars(problem, plan, st), "worker"),
-    })
+    }
+    bodies[i] = provider.body(client, requests[i])
   end
   local shared = spec_of(bodies[1])
   shared.body = nil
@@ -246,7 +249,7 @@ function M.run(client, problem, opts)
   for i = 1, #subtasks do
     tasks[i] = task.spawn(function()
       if not window:acquire() then return end -- cancelled while waiting its turn
-      local wres, werr = client:call(function() return core.work(loop, shared, { bodies[i] })[1] end, loop)
+      local wres, werr = client:call(function() return core.work(loop, shared, { bodies[i] })[1] end, loop, requests[i])
       window:release()
       count(usage, "workers", wres)
       if wres then werr = unusable(wres, "the worker", client.secrets) end
@@ -294,7 +297,7 @@ function M.run(client, problem, opts)
       { role = "user", content = json.rope(pieces) },
     },
   }
-  res, err = client:call(function() return core.aggregate(loop, spec_of(agg_request)) end, loop)
+  res, err = client:call(function() return core.aggregate(loop, spec_of(agg_request)) end, loop, agg_request)
   count(usage, "aggregator", res)
   if not res then return fail(err) end
   err = unusable(res, "the aggregator", client.secrets)
