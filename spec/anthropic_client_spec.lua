@@ -32,12 +32,13 @@ describe("owl.client with provider anthropic", function()
 
   describe("options", function()
     -- A child Lua with its own environment: what owl.client{provider =
-    -- "anthropic"} takes from it.
+    -- "anthropic"} takes from it. The child keeps LD_PRELOAD: under check-mem's
+    -- ASan run it loads the same sanitized build as this process.
     local function from_env(env)
       local code = 'local c = require("owl").client{ provider = "anthropic", model = "m" } '
         .. 'io.write(tostring(c.api_key), " ", c.base_url, " ", tostring(c.structured))'
       local build = os.getenv("OWL_BUILD_DIR") or ("build/" .. (type(jit) == "table" and "jit" or _VERSION:match("%d+%.%d+")))
-      local p = assert(io.popen("env -u LD_PRELOAD -u ANTHROPIC_API_KEY -u ANTHROPIC_BASE_URL " .. env
+      local p = assert(io.popen("env -u ANTHROPIC_API_KEY -u ANTHROPIC_BASE_URL " .. env
         .. " LUA_CPATH='" .. build .. "/?.so' " .. LUA .. " -e " .. mock.shell_quote(code) .. " 2>&1"))
       local out = p:read("*a")
       p:close()
