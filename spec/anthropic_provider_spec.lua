@@ -426,6 +426,19 @@ describe("owl.providers.anthropic", function()
       assert.are.equal(0, #r.tool_calls)
     end)
 
+    it("normalize, the seam a stream reader shares, reads a message table as read does", function()
+      local m = { type = "message", content = { { type = "text", text = "hi" } }, stop_reason = "max_tokens",
+                  usage = { input_tokens = 1, output_tokens = 2 } }
+      local r = anthropic.normalize(m, client())
+      assert.are.same({ text = "hi", finish_reason = "length", usage = { input_tokens = 1, output_tokens = 2,
+        cached_input_tokens = 0 } }, { text = r.text, finish_reason = r.finish_reason, usage = r.usage })
+      assert.are.equal(m, r.raw)
+      assert.are.same(r.usage, assert(anthropic.read(fake_res(200, {}, json.encode(m)), client())).usage)
+      local odd = anthropic.normalize({ content = "not blocks" }, client())
+      assert.is_nil(odd.text)
+      assert.are.equal(0, #odd.tool_calls)
+    end)
+
     it("maps every stop_reason", function()
       local want = { end_turn = "stop", stop_sequence = "stop", max_tokens = "length", tool_use = "tool_calls",
                      refusal = "refusal", model_context_window_exceeded = "length", pause_turn = "pause_turn",
@@ -472,11 +485,13 @@ describe("owl.providers.anthropic", function()
       } }, client()))
       assert.are.equal(3, #r.tool_calls)
       assert.is_nil(r.tool_calls[1].arguments)
+      assert.are.equal("[1]", r.tool_calls[1].arguments_json)
       assert.is_string(r.tool_calls[1].arguments_error)
       assert.are.same({}, r.tool_calls[2].arguments)
       assert.are.equal("{}", r.tool_calls[2].arguments_json)
       assert.is_nil(r.tool_calls[2].arguments_error)
       assert.is_string(r.tool_calls[3].arguments_error)
+      assert.is_nil(r.tool_calls[3].arguments_json)
       assert.is_nil(r.text)
     end)
 

@@ -203,9 +203,9 @@ end
 local function tool_call(block)
   local input = present(block.input)
   local call = { id = present(block.id), name = present(block.name) }
+  if input ~= nil then call.arguments_json = json.encode(input) end
   if type(input) == "table" and not json.is_array(input) then
     call.arguments = input
-    call.arguments_json = json.encode(input)
   else
     call.arguments_error = "the tool call's input is not a JSON object"
   end
@@ -239,7 +239,8 @@ end
 function anthropic.normalize(message, client, request)
   local texts, thoughts, calls = {}, {}, json.array({})
   local answer_name, answer = answer_tool(client, request), nil
-  for _, block in ipairs(present(message.content) or {}) do
+  local content = present(message.content)
+  for _, block in ipairs(type(content) == "table" and content or {}) do
     local kind = type(block) == "table" and block.type or nil
     if kind == "text" and type(block.text) == "string" then
       texts[#texts + 1] = block.text
@@ -303,7 +304,7 @@ end
 -- (529, overloaded_error, too), request_id from the request-id header.
 function anthropic.read(res, client, request)
   local message, status, secrets = http.decode(res, client, REQUEST_ID)
-  if message == nil then return nil, status end
+  if message == nil then return nil, status end -- status is the error then
   if type(message) ~= "table" or type(present(message.content)) ~= "table" then
     -- a 200 with an error object (a gateway's) or no message at all
     return nil, http.no_answer(res, status, message, secrets, REQUEST_ID, "content array")

@@ -95,7 +95,7 @@ local REQUEST_ID = "x-request-id"
 -- owl.providers.http.decode: the status is checked before the body).
 function openai.read(res, client)
   local decoded, status, secrets = http.decode(res, client, REQUEST_ID)
-  if decoded == nil then return nil, status end
+  if decoded == nil then return nil, status end -- status is the error then
   local choices = type(decoded) == "table" and present(decoded.choices) or nil
   local choice = type(choices) == "table" and present(choices[1]) or nil
   local message = type(choice) == "table" and present(choice.message) or nil
