@@ -56,6 +56,8 @@ build = {
     ["owl.task"] = "lua/owl/task.lua",
     ["owl.text"] = "lua/owl/text.lua",
     ["owl.validate"] = "lua/owl/validate.lua",
+    ["owl.providers.anthropic"] = "lua/owl/providers/anthropic.lua",
+    ["owl.providers.http"] = "lua/owl/providers/http.lua",
     ["owl.providers.openai"] = "lua/owl/providers/openai.lua",
     ["owl.providers.openai_stream"] = "lua/owl/providers/openai_stream.lua",
   },

@@ -61,6 +61,44 @@ describe("bin/owl", function()
     assert.is_nil(err:find("sk-cli-test", 1, true))
   end)
 
+  for _, structured in ipairs({ "output_config", "tool" }) do
+    it("runs against Anthropic's Messages API with --provider anthropic --structured " .. structured, function()
+      server:reset()
+      local out, err, code = owl({ "run", "--provider", "anthropic", "--structured", structured,
+                                   "--base-url", server.base, "--header", "x-mock-subtasks: 2", "Write", "a", "parser" },
+                                 "ANTHROPIC_API_KEY=sk-ant-cli-test")
+      assert.equal(0, code, err)
+      assert.truthy(out:find("Part 2 of 2 of the problem.", 1, true))
+      local reqs = server:requests()
+      assert.equal(4, #reqs)
+      local first = mock.json_decode(reqs[1].body)
+      assert.equal("/v1/messages", reqs[1].path)
+      assert.equal("sk-ant-cli-test", reqs[1].headers["x-api-key"])
+      assert.equal("2023-06-01", reqs[1].headers["anthropic-version"])
+      assert.is_nil(reqs[1].headers.authorization)
+      assert.equal("claude-haiku-4-5", first.model)
+      assert.equal("Write a parser", first.messages[1].content)
+      if structured == "tool" then
+        assert.same({ type = "tool", name = "plan" }, first.tool_choice)
+      else
+        assert.equal("json_schema", first.output_config.format.type)
+      end
+    end)
+  end
+
+  it("picks anthropic when ANTHROPIC_API_KEY is the only key, and never shows it", function()
+    server:reset()
+    local out, err, code = owl({ "run", "--base-url", server.base, "--header", "x-mock-fault: 500", "p" },
+                               "OPENAI_API_KEY= ANTHROPIC_API_KEY=sk-ant-only-key")
+    assert.equal(1, code)
+    assert.equal("", out)
+    assert.truthy(err:find("http error 500", 1, true))
+    assert.is_nil(err:find("sk-ant-only-key", 1, true))
+    local req = server:requests()[1]
+    assert.equal("/v1/messages", req.path)
+    assert.equal("sk-ant-only-key", req.headers["x-api-key"])
+  end)
+
   it("exits 2 with the usage on bad flags", function()
     local _, err, code = owl({ "run", "--max-workers", "zero", "p" })
     assert.equal(2, code)

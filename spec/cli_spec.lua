@@ -54,6 +54,24 @@ describe("owl.cli", function()
       assert.are.equal("build a cli", o.problem)
     end)
 
+    it("reads --provider and --structured", function()
+      local o = assert(cli.parse({ "run", "--provider", "anthropic", "--structured=tool", "p" }))
+      assert.are.equal("anthropic", o.provider)
+      assert.are.equal("tool", o.structured)
+      assert.is_nil(assert(cli.parse({ "run", "p" })).provider)
+    end)
+
+    it("picks anthropic only when its key is the only one set, unless --provider says", function()
+      local function env(t) return function(name) return t[name] end end
+      assert.are.equal("openai", cli.provider({}, env{}))
+      assert.are.equal("anthropic", cli.provider({}, env{ ANTHROPIC_API_KEY = "sk-ant" }))
+      assert.are.equal("anthropic", cli.provider({}, env{ OPENAI_API_KEY = "", ANTHROPIC_API_KEY = "sk-ant" }))
+      assert.are.equal("openai", cli.provider({}, env{ OPENAI_API_KEY = "sk", ANTHROPIC_API_KEY = "sk-ant" }))
+      assert.are.equal("openai", cli.provider({}, env{ ANTHROPIC_API_KEY = "" }))
+      assert.are.equal("openai", cli.provider({ provider = "openai" }, env{ ANTHROPIC_API_KEY = "sk-ant" }))
+      assert.are.equal("anthropic", cli.provider({ provider = "anthropic" }, env{ OPENAI_API_KEY = "sk" }))
+    end)
+
     it("keeps a header value that holds a colon", function()
       local o = assert(cli.parse({ "run", "--header", "X-Url: http://a:1/b", "p" }))
       assert.are.equal("http://a:1/b", o.headers["X-Url"])
@@ -90,6 +108,8 @@ describe("owl.cli", function()
       { { "run", "--header", "X-No-Colon", "p" }, "malformed header 'X-No-Colon': expected 'Name: value'" },
       { { "run", "--header", ": v", "p" }, "malformed header ': v': expected 'Name: value'" },
       { { "run", "--header", "Two Words: v", "p" }, "malformed header 'Two Words: v': expected 'Name: value'" },
+      { { "run", "--provider", "gemini", "p" }, "--provider must be openai or anthropic, got 'gemini'" },
+      { { "run", "--structured", "json", "p" }, "--structured must be output_config or tool, got 'json'" },
       { { "run" }, "no problem given" },
       { { "run", "--json", "  " }, "no problem given" },
       { {}, "no command: use 'owl run PROBLEM'" },
@@ -165,7 +185,8 @@ describe("owl.cli", function()
       local code = cli.main({ "run", "--model", "m1", "--base-url", "http://127.0.0.1:1/v1",
         "--header", "X-A: b", "--max-workers", "3", "make", "a", "tool" }, out, err)
       assert.are.equal(0, code)
-      assert.are.same({ base_url = "http://127.0.0.1:1/v1", model = "m1", headers = { ["X-A"] = "b" } }, calls.client)
+      assert.are.same({ provider = cli.provider({}), base_url = "http://127.0.0.1:1/v1", model = "m1",
+                        headers = { ["X-A"] = "b" } }, calls.client)
       assert.are.equal("make a tool", calls.run.problem)
       assert.is_true(calls.run.client.fake_client)
       assert.are.equal(3, calls.run.opts.max_workers)
@@ -178,6 +199,23 @@ describe("owl.cli", function()
         "owl: [1/2] parse failed: owl: timeout error: too slow\n",
         "owl: aggregating\n",
       }), err.text())
+    end)
+
+    it("builds an anthropic client with its default model and the structured mode", function()
+      fake_owl(ok_run)
+      local code = cli.main({ "run", "--provider", "anthropic", "--structured", "tool", "p" }, sink(), sink())
+      assert.are.equal(0, code)
+      assert.are.equal("anthropic", calls.client.provider)
+      assert.are.equal("tool", calls.client.structured)
+      assert.are.equal(os.getenv("OWL_MODEL") or "claude-haiku-4-5", calls.client.model)
+    end)
+
+    it("returns 2 for --structured with the openai provider", function()
+      fake_owl(function() error("must not run") end)
+      local err = sink()
+      assert.are.equal(2, cli.main({ "run", "--provider", "openai", "--structured", "tool", "p" }, sink(), err))
+      assert.truthy(err.text():find("owl: --structured is for --provider anthropic", 1, true))
+      assert.is_nil(calls.client)
     end)
 
     it("passes no headers table when no --header was given", function()

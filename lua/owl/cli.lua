@@ -18,9 +18,15 @@ Runs the orchestrator-workers flow on PROBLEM (the remaining arguments,
 joined by spaces) and prints the final result.
 
 options:
-  --model M          the model for every call (default: $OWL_MODEL, else gpt-4o-mini)
-  --base-url URL     an OpenAI-compatible endpoint (default: OPENAI_BASE_URL,
-                     else https://api.openai.com/v1)
+  --provider P       openai or anthropic (default: anthropic when only
+                     ANTHROPIC_API_KEY is set, else openai)
+  --model M          the model for every call (default: $OWL_MODEL, else
+                     gpt-4o-mini, or claude-haiku-4-5 with anthropic)
+  --base-url URL     the provider's endpoint (default: OPENAI_BASE_URL, else
+                     https://api.openai.com/v1; with anthropic
+                     ANTHROPIC_BASE_URL, else https://api.anthropic.com)
+  --structured S     how anthropic is asked for the plan: output_config
+                     (the default) or tool (a forced tool call)
   --header 'K: V'    an extra request header; may be repeated
   --max-workers K    at most K workers at once (an integer >= 1)
   --timeout S        give up on a call after S seconds (default: $OWL_TIMEOUT,
@@ -30,12 +36,25 @@ options:
   -h, --help         print this help
   --                 everything after it is the problem
 
-The API key is read from OPENAI_API_KEY.
+The API key is read from OPENAI_API_KEY (ANTHROPIC_API_KEY with anthropic).
 ]]
+
+-- The providers the CLI knows, with the model each uses when none is named.
+cli.DEFAULT_MODELS = { openai = "gpt-4o-mini", anthropic = "claude-haiku-4-5" }
 
 -- Flags that take a value, and what to do with it. Each returns an error
 -- message for a bad value.
 local VALUE_FLAGS = {
+  provider = function(opts, v)
+    if not cli.DEFAULT_MODELS[v] then return "--provider must be openai or anthropic, got '" .. v .. "'" end
+    opts.provider = v
+  end,
+  structured = function(opts, v)
+    if v ~= "output_config" and v ~= "tool" then
+      return "--structured must be output_config or tool, got '" .. v .. "'"
+    end
+    opts.structured = v
+  end,
   model = function(opts, v) opts.model = v end,
   ["base-url"] = function(opts, v) opts.base_url = v end,
   header = function(opts, v)
@@ -69,8 +88,8 @@ end
 -- cli.parse(args) -> opts, or nil, message. Flags may come before or after
 -- the problem's words (a problem is rarely quoted); `--` ends the flags.
 -- opts: { command = "run", problem = string (nil when stdin is true),
---         stdin = bool, model, base_url, headers = {K = V}, max_workers,
---         json = bool, help = bool }
+--         stdin = bool, provider, structured, model, base_url,
+--         headers = {K = V}, max_workers, timeout, json = bool, help = bool }
 function cli.parse(args)
   if type(args) ~= "table" then
     error("owl.cli: parse needs an array of arguments, got " .. type(args), 2)
@@ -193,6 +212,16 @@ local function for_stdout(s, io_out)
   return s
 end
 
+-- cli.provider(opts [, getenv]) -> the provider: the flag's, else
+-- anthropic when its key is the only one set, else openai.
+function cli.provider(opts, getenv)
+  if opts.provider then return opts.provider end
+  getenv = getenv or os.getenv
+  local function set(name) local v = getenv(name) return v ~= nil and v ~= "" end
+  if not set("OPENAI_API_KEY") and set("ANTHROPIC_API_KEY") then return "anthropic" end
+  return "openai"
+end
+
 -- cli.main(args, io_out, io_err [, io_in]) -> exit code: 0 done, 1 the run
 -- failed, 2 a usage error.
 function cli.main(args, io_out, io_err, io_in)
@@ -227,6 +256,11 @@ function cli.main(args, io_out, io_err, io_in)
     io_err:write("owl: the problem is not valid UTF-8 (byte ", bad_byte, ")\n")
     return 2
   end
+  local provider = cli.provider(opts)
+  if opts.structured and provider ~= "anthropic" then
+    io_err:write("owl: --structured is for --provider anthropic\n\n", cli.usage)
+    return 2
+  end
   local timeout = opts.timeout
   if timeout == nil and os.getenv("OWL_TIMEOUT") then
     timeout = cli.seconds(os.getenv("OWL_TIMEOUT"))
@@ -242,8 +276,10 @@ function cli.main(args, io_out, io_err, io_in)
   local ok, result, err = pcall(function()
     local owl = require("owl")
     local client = owl.client{
+      provider = provider,
+      structured = opts.structured,
       base_url = opts.base_url,
-      model = opts.model or os.getenv("OWL_MODEL") or "gpt-4o-mini",
+      model = opts.model or os.getenv("OWL_MODEL") or cli.DEFAULT_MODELS[provider],
       headers = next(opts.headers) and opts.headers or nil,
       timeout = timeout,
     }

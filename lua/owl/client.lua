@@ -28,15 +28,20 @@ local DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 -- The largest timeout the core accepts, in seconds.
 local MAX_SECONDS = 1e9
 
+-- Where each provider's key and base URL come from by default. Anthropic's
+-- base URL has no /v1 (its SDKs take it so; the provider adds /v1/messages).
 local PROVIDERS = {
   openai = { module = "owl.providers.openai", key_env = "OPENAI_API_KEY", url_env = "OPENAI_BASE_URL",
              url = "https://api.openai.com/v1" },
+  anthropic = { module = "owl.providers.anthropic", key_env = "ANTHROPIC_API_KEY", url_env = "ANTHROPIC_BASE_URL",
+                url = "https://api.anthropic.com" },
 }
 
 local OPTIONS = {
   provider = "string", base_url = "string", api_key = "string", model = "string",
   headers = "table", timeout = "number", connect_timeout = "number", stall_timeout = "number",
   max_connections = "number", max_response_bytes = "number", ca_file = "string", loop = "userdata",
+  structured = "string",
 }
 
 local default_loop
@@ -71,9 +76,24 @@ local function positive(name, v)
   end
 end
 
+-- The provider's way of writing structured output the client asked for
+-- (its first when none): a provider that has only one takes no option.
+local function structured_mode(pname, provider, mode)
+  local modes = provider.structured_modes
+  if mode == nil then return modes and modes[1] or nil end
+  if modes == nil then
+    error("owl.client: option 'structured' is not for provider '" .. pname .. "' (it has one way)", 3)
+  end
+  for _, m in ipairs(modes) do
+    if m == mode then return mode end
+  end
+  error("owl.client: option 'structured' must be '" .. table.concat(modes, "' or '") .. "' for provider '"
+    .. pname .. "', got '" .. mode .. "'", 3)
+end
+
 -- owl.client{ provider, base_url, api_key, model, headers, timeout,
 -- connect_timeout, stall_timeout, max_connections, max_response_bytes,
--- ca_file, loop }
+-- ca_file, loop, structured }
 function M.new(opts)
   opts = check_options(opts)
   local pname = opts.provider or "openai"
@@ -109,10 +129,14 @@ function M.new(opts)
   if api_key == nil then api_key = os.getenv(pinfo.key_env) end
   if api_key == "" then api_key = nil end
 
+  local provider = require(pinfo.module)
+  local structured = structured_mode(pname, provider, opts.structured)
+
   local own_loop = opts.loop
   return setmetatable({
     provider_name = pname,
-    provider = require(pinfo.module),
+    provider = provider,
+    structured = structured, -- how structured output is written (Anthropic: output_config or tool)
     base_url = base_url,
     api_key = api_key,
     model = opts.model,
@@ -146,9 +170,10 @@ function Client:get_loop()
 end
 
 -- The outcome of a finished transfer: a transport failure, or what the
--- provider reads from the response. Every error passes errors.scrub here,
--- whatever field a server put a key in.
-function Client:read(t)
+-- provider reads from the response (request: the neutral request it
+-- answers, which a provider may need to read it). Every error passes
+-- errors.scrub here, whatever field a server put a key in.
+function Client:read(t, request)
   local kind, message = t:failure()
   if kind then
     local err = errors.from_failure(kind, message, self.secrets)
@@ -158,15 +183,15 @@ function Client:read(t)
     if type(status) == "number" and status > 0 then err.status = status end
     return nil, err
   end
-  local res, err = self.provider.read(t, self)
+  local res, err = self.provider.read(t, self, request)
   if res == nil then return nil, errors.scrub(err, self.secrets) end
   return res
 end
 
 -- Waits for a transfer started on loop and reads it.
-function Client:finish(t, loop)
+function Client:finish(t, loop, request)
   task.await(loop or self:get_loop(), t)
-  return self:read(t)
+  return self:read(t, request)
 end
 
 -- client:chat(request) -> normalized response, or nil and an owl error.
@@ -188,21 +213,22 @@ function Client:chat(request)
     request = copy
   end
   local spec = self.provider.build(self, request)
-  return self:call(function(loop) return loop:request(spec) end, nil,
+  return self:call(function(loop) return loop:request(spec) end, nil, request,
     request.stream and { on_delta = on_delta } or nil)
 end
 
--- client:call(start [, loop [, stream]]) -> response, or nil and an error:
--- start(loop) makes one transfer once the client has a free connection
--- slot (max_connections), and the slot is held until the transfer is read.
--- stream = { on_delta = fn or nil }: the transfer was built streaming
--- (spec.sse) and is read as it arrives (owl.stream).
-function Client:call(start, loop, stream)
+-- client:call(start [, loop [, request [, stream]]]) -> response, or nil
+-- and an error: start(loop) makes one transfer once the client has a free
+-- connection slot (max_connections), and the slot is held until the
+-- transfer is read. request: the neutral request the transfer carries, for
+-- the reader. stream = { on_delta = fn or nil }: the transfer was built
+-- streaming (spec.sse) and is read as it arrives (owl.stream).
+function Client:call(start, loop, request, stream)
   loop = loop or self:get_loop()
   local function run()
     local t = start(loop)
-    if stream then return stream_mod.read(self, t, loop, stream.on_delta) end
-    return self:finish(t, loop)
+    if stream then return stream_mod.read(self, t, loop, stream.on_delta, request) end
+    return self:finish(t, loop, request)
   end
   if not self.slots then return run() end
   if not self.slots:acquire() then

@@ -18,12 +18,12 @@ local function abandon(loop, t)
   end
 end
 
--- M.read(client, t, loop, on_delta) -> response, or nil and an error that
+-- M.read(client, t, loop, on_delta [, request]) -> response, or nil and an error that
 -- carries err.partial_text (the text received so far) when the answer had
 -- begun. on_delta(delta) runs in the waiting task and may wait itself; an
 -- error it raises fails the call (kind "callback").
-function M.read(client, t, loop, on_delta)
-  local reader = client.provider.stream_reader(client)
+function M.read(client, t, loop, on_delta, request)
+  local reader = client.provider.stream_reader(client, request)
   while true do
     local done = t:state() == "done"
     for _, ev in ipairs(t:events()) do
@@ -50,7 +50,7 @@ function M.read(client, t, loop, on_delta)
   if t:failure() or type(status) ~= "number" or status < 200 or status > 299 then
     -- a transport failure, or an error document instead of a stream: read
     -- as any other call's
-    local _, err = client:read(t)
+    local _, err = client:read(t, request)
     err = err or errors.new("protocol", "the stream failed without an error")
     if reader:partial_text() ~= "" then err.partial_text = reader:partial_text() end
     return nil, errors.scrub(err, client.secrets)

@@ -28,7 +28,7 @@ function M.run(ctx, plan, outputs)
     stream = ctx.opts.stream or nil,
   }
   local deltas = 0
-  local res, err = ctx:call("aggregator", "the aggregator",
+  local res, err = ctx:call("aggregator", "the aggregator", request,
     function(loop) return core.aggregate(loop, ctx:spec_of(request)) end,
     function(delta)
       deltas = deltas + 1

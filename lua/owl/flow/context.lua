@@ -85,13 +85,15 @@ function Context:count(role, res)
   end
 end
 
--- Makes one call for role: start(loop) starts its transfer once the client
--- has a slot; the response is read (as a stream when the run streams, each
--- delta going to on_delta), counted and checked as an answer.
-function Context:call(role, who, start, on_delta)
+-- Makes one call for role: start(loop) starts the transfer of request once
+-- the client has a slot; the response is read (as a stream when the run
+-- streams, each delta going to on_delta), counted and checked as an answer.
+-- The request goes to the reader too: a provider may need it to read the
+-- answer (Anthropic's forced tool, whose input is the plan).
+function Context:call(role, who, request, start, on_delta)
   local loop = self.loop
   local stream = self.opts.stream and { on_delta = on_delta } or nil
-  local res, err = self.client:call(function() return start(loop) end, loop, stream)
+  local res, err = self.client:call(function() return start(loop) end, loop, request, stream)
   self:count(role, res)
   if res then err = self:unusable(res, who) end
   if err then return nil, err end

@@ -55,7 +55,7 @@ function M.run(ctx, json_schema, max_subtasks)
     structured = { name = "plan", schema = json_schema },
     stream = ctx.opts.stream or nil, -- read whole either way: no events for the plan's pieces
   }
-  local res, err = ctx:call("orchestrator", "the orchestrator",
+  local res, err = ctx:call("orchestrator", "the orchestrator", request,
     function(loop) return core.orchestrate(loop, ctx:spec_of(request)) end)
   if not res then return nil, err end
   local plan

@@ -39,14 +39,15 @@ function M.run(ctx, plan)
   local subtasks = plan.subtasks
   local client = ctx.client
   -- one spec (url, headers, timeouts) shared by all, a body each
-  local bodies = {}
+  local requests, bodies = {}, {}
   local model = ctx:model_for("worker")
   for i, st in ipairs(subtasks) do
-    bodies[i] = client.provider.body(client, {
+    requests[i] = {
       model = model,
       messages = ctx:messages(ctx.prompts.worker, vars(ctx.problem, plan, st), "worker"),
       stream = ctx.opts.stream or nil,
-    })
+    }
+    bodies[i] = client.provider.body(client, requests[i])
   end
   local shared = ctx:spec_of(bodies[1])
   shared.body = nil
@@ -60,7 +61,7 @@ function M.run(ctx, plan)
       local started = ctx:seconds()
       ctx:event("worker_start", { index = i, name = st.name })
       local deltas = 0
-      local res, err = ctx:call("workers", "the worker",
+      local res, err = ctx:call("workers", "the worker", requests[i],
         function(loop) return core.work(loop, shared, { bodies[i] })[1] end,
         function(delta)
           deltas = deltas + 1
