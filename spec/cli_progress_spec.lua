@@ -274,7 +274,8 @@ describe("owl.cli.progress", function()
         end
       end)
       assert.truthy(frames <= 20 * elapsed + 2, frames .. " frames in " .. elapsed .. " s")
-      assert.truthy(frames >= 10 * elapsed, "only " .. frames .. " frames in " .. elapsed .. " s")
+      -- and it does redraw all along, not once at the end (loose: a busy machine is slower)
+      assert.truthy(frames >= 5 * elapsed, "only " .. frames .. " frames in " .. elapsed .. " s")
     end)
 
     it("draws at most about 20 frames a second under events in a tight loop that never yields", function()
@@ -286,7 +287,7 @@ describe("owl.cli.progress", function()
         end
       end)
       assert.truthy(frames <= 20 * elapsed + 2, frames .. " frames in " .. elapsed .. " s")
-      assert.truthy(frames >= 5, "only " .. frames .. " frames in " .. elapsed .. " s")
+      assert.truthy(frames >= 3, "only " .. frames .. " frames in " .. elapsed .. " s")
     end)
 
     it("advances the elapsed time between events through its ticker, and the ticker ends with the run", function()
