@@ -41,6 +41,7 @@ build = {
     },
     ["owl"] = "lua/owl/init.lua",
     ["owl.cli"] = "lua/owl/cli.lua",
+    ["owl.cli.progress"] = "lua/owl/cli/progress.lua",
     ["owl.client"] = "lua/owl/client.lua",
     ["owl.errors"] = "lua/owl/errors.lua",
     ["owl.flow"] = "lua/owl/flow/init.lua",

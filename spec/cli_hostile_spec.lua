@@ -110,6 +110,19 @@ describe("bin/owl against a hostile server", function()
   end
 
   describe("regression: the API key echoed back by the server reached the terminal", function()
+    -- stdout after a failure: nothing, or with --json what finished (here
+    -- nothing past the plan call) and the error, redacted like stderr
+    local function assert_failure_out(r, flags, status)
+      if #flags == 0 then
+        assert.equal("", r.out)
+        return
+      end
+      local got = assert(mock.json_decode(r.out), r.out)
+      assert.equal(status, got.error.status)
+      assert.truthy(has(got.error.message, "bad key [redacted]"), got.error.message)
+      assert.equal(1, got.usage.total.calls)
+    end
+
     for _, flags in ipairs({ {}, { "--json" } }) do
       local label = #flags == 0 and "" or " with --json"
 
@@ -122,7 +135,7 @@ describe("bin/owl against a hostile server", function()
         assert.equal(1, r.code, r.err)
         assert_sent("authorization", KEY)
         assert_no_key(r)
-        assert.equal("", r.out)
+        assert_failure_out(r, flags, 400)
         assert.truthy(has(r.err, "400"), r.err)
         assert.truthy(has(r.err, "bad key"), r.err)
       end)
@@ -136,7 +149,7 @@ describe("bin/owl against a hostile server", function()
         assert.equal(1, r.code, r.err)
         assert_sent("authorization", KEY)
         assert_no_key(r)
-        assert.equal("", r.out)
+        assert_failure_out(r, flags, 200)
         assert.truthy(has(r.err, "bad key"), r.err)
         assert.truthy(has(r.err, "choices"), r.err)
       end)

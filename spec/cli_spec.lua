@@ -72,6 +72,18 @@ describe("owl.cli", function()
       assert.are.equal("anthropic", cli.provider({ provider = "anthropic" }, env{ OPENAI_API_KEY = "sk" }))
     end)
 
+    it("reads --quiet, --stream and --provider", function()
+      local o = assert(cli.parse({ "run", "--quiet", "--provider", "openai", "p", "--stream" }))
+      assert.is_true(o.quiet)
+      assert.is_true(o.stream)
+      assert.are.equal("openai", o.provider)
+      local plain = assert(cli.parse({ "run", "p" }))
+      assert.is_false(plain.quiet)
+      assert.is_false(plain.stream)
+      assert.is_nil(plain.provider)
+      assert.is_nil(cli.parse({ "run", "--provider=other", "p" })) -- only the providers owl has
+    end)
+
     it("keeps a header value that holds a colon", function()
       local o = assert(cli.parse({ "run", "--header", "X-Url: http://a:1/b", "p" }))
       assert.are.equal("http://a:1/b", o.headers["X-Url"])
@@ -98,6 +110,9 @@ describe("owl.cli", function()
       { { "run", "--verbose", "p" }, "unknown flag --verbose" },
       { { "run", "-v", "p" }, "unknown flag -v" },
       { { "run", "--json=yes", "p" }, "unknown flag --json=yes" },
+      { { "run", "--quiet=no", "p" }, "unknown flag --quiet=no" },
+      { { "run", "-q", "p" }, "unknown flag -q" },
+      { { "run", "p", "--provider" }, "--provider needs a value" },
       { { "run", "p", "--model" }, "--model needs a value" },
       { { "run", "--model", "--json", "p" }, "--model needs a value" },
       { { "run", "--model=", "p" }, "--model needs a value" },
@@ -191,6 +206,7 @@ describe("owl.cli", function()
       assert.is_true(calls.run.client.fake_client)
       assert.are.equal(3, calls.run.opts.max_workers)
       assert.are.equal("print('done')\n", out.text())
+      local progress, usage = err.text():match("^(.*\n)(owl: usage: [^\n]*\n)$")
       assert.are.equal(table.concat({
         "owl: plan: a tool\n",
         "owl:   1. parse\n",
@@ -198,7 +214,8 @@ describe("owl.cli", function()
         "owl: [2/2] emit done\n",
         "owl: [1/2] parse failed: owl: timeout error: too slow\n",
         "owl: aggregating\n",
-      }), err.text())
+      }), progress)
+      assert.matches("^owl: usage: 0 calls, 1 input tokens %(0 cached%), 2 output tokens; wall time %d+%.%d s\n$", usage)
     end)
 
     it("builds an anthropic client with its default model and the structured mode", function()
@@ -275,6 +292,76 @@ describe("owl.cli", function()
       assert.are.equal(2, decoded.usage.total.output_tokens)
       assert.is_true(json.is_array(decoded.outputs))
       assert.truthy(text:find('"outputs":%s*%[%]'))
+    end)
+
+    it("passes --provider to the client", function()
+      fake_owl(ok_run)
+      assert.are.equal(0, cli.main({ "run", "--provider", "openai", "p" }, sink(), sink()))
+      assert.are.equal("openai", calls.client.provider)
+    end)
+
+    it("passes --stream to owl.run, and refuses it with a provider that cannot stream yet", function()
+      fake_owl(ok_run)
+      assert.are.equal(0, cli.main({ "run", "--stream", "p" }, sink(), sink()))
+      assert.is_true(calls.run.opts.stream)
+      fake_owl(ok_run)
+      assert.are.equal(0, cli.main({ "run", "p" }, sink(), sink()))
+      assert.is_nil(calls.run.opts.stream)
+      fake_owl(function() error("must not run") end)
+      local out, err = sink(), sink()
+      assert.are.equal(2, cli.main({ "run", "--provider", "anthropic", "--stream", "p" }, out, err))
+      assert.are.equal("owl: --stream is not supported with --provider anthropic yet\n", err.text())
+      assert.are.equal("", out.text())
+      assert.is_nil(calls.client)
+    end)
+
+    it("writes nothing on stderr with --quiet but the error", function()
+      fake_owl(ok_run)
+      local out, err = sink(), sink()
+      assert.are.equal(0, cli.main({ "run", "--quiet", "p" }, out, err))
+      assert.are.equal("", err.text())
+      assert.are.equal("print('done')\n", out.text())
+      fake_owl(function(opts)
+        opts.on_event("plan", { objective = "o", subtasks = { { name = "a" } } })
+        return nil, errors.new("worker", "1 of 1 workers failed", { partial = { usage = { total = {} } } })
+      end)
+      err = sink()
+      assert.are.equal(1, cli.main({ "run", "--quiet", "p" }, sink(), err))
+      assert.are.equal("owl: worker error: 1 of 1 workers failed\n", err.text())
+    end)
+
+    it("prints what did finish and the error as JSON after a failure with --json, and returns 1", function()
+      local json = require("owl.json")
+      fake_owl(function()
+        local cause = errors.new("http", "down", { status = 500, provider_type = "server_error" })
+        local err = errors.new("worker", "1 of 2 workers failed", { subtask = "emit", cause = cause,
+                                                                   errors = { cause } })
+        err.partial = { objective = "a tool", subtasks = { { name = "parse" }, { name = "emit" } },
+                        outputs = { "code", false }, usage = { total = { calls = 3 } } }
+        err.itself = err -- a cycle is left out, not followed
+        err.callback = function() end
+        return nil, err
+      end)
+      local out, err = sink(), sink()
+      assert.are.equal(1, cli.main({ "run", "--json", "p" }, out, err))
+      local got = assert(json.decode(out.text()))
+      assert.are.same({ "code", false }, { got.outputs[1], got.outputs[2] })
+      assert.are.equal(2, #got.outputs)
+      assert.are.equal("a tool", got.objective)
+      assert.are.equal(3, got.usage.total.calls)
+      assert.are.same({ kind = "worker", message = "1 of 2 workers failed", subtask = "emit",
+        cause = { kind = "http", message = "down", status = 500, provider_type = "server_error" },
+        errors = { { kind = "http", message = "down", status = 500, provider_type = "server_error" } } }, got.error)
+      assert.truthy(err.text():find("owl: worker error in subtask 'emit': 1 of 2 workers failed\n$"), err.text())
+    end)
+
+    it("prints the error as JSON with empty outputs when the run failed before a plan, with --json", function()
+      local json = require("owl.json")
+      fake_owl(function() return nil, errors.new("timeout", "too slow") end)
+      local out = sink()
+      assert.are.equal(1, cli.main({ "run", "--json", "p" }, out, sink()))
+      assert.truthy(out.text():find('"outputs":%s*%[%]'), out.text())
+      assert.are.same({ kind = "timeout", message = "too slow" }, assert(json.decode(out.text())).error)
     end)
 
     it("does not add a newline the final result already has", function()

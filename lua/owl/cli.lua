@@ -15,7 +15,8 @@ usage: owl run [options] PROBLEM...
        owl run [options] -           read the problem from stdin
 
 Runs the orchestrator-workers flow on PROBLEM (the remaining arguments,
-joined by spaces) and prints the final result.
+joined by spaces) and prints the final result. Progress goes to stderr:
+drawn live on a terminal, as plain lines elsewhere.
 
 options:
   --provider P       openai or anthropic (default: anthropic when only
@@ -32,15 +33,24 @@ options:
   --timeout S        give up on a call after S seconds (default: $OWL_TIMEOUT,
                      else 600); a call whose answer stops arriving for 30 s
                      fails sooner
-  --json             print the whole result as JSON
+  --json             print the whole result as JSON; after a failure, what
+                     did finish and the error (exit 1)
+  --quiet            nothing on stderr but errors
+  --stream           stream every call, showing each worker's tokens as they
+                     come (openai; anthropic does not stream yet: exits 2)
   -h, --help         print this help
   --                 everything after it is the problem
 
 The API key is read from OPENAI_API_KEY (ANTHROPIC_API_KEY with anthropic).
+On a terminal the size comes from COLUMNS and LINES when they are exported,
+else 80x24.
 ]]
 
 -- The providers the CLI knows, with the model each uses when none is named.
 cli.DEFAULT_MODELS = { openai = "gpt-4o-mini", anthropic = "claude-haiku-4-5" }
+
+-- Flags that stand alone, and the option each sets.
+local SWITCHES = { ["--json"] = "json", ["--quiet"] = "quiet", ["--stream"] = "stream" }
 
 -- Flags that take a value, and what to do with it. Each returns an error
 -- message for a bad value.
@@ -89,12 +99,13 @@ end
 -- the problem's words (a problem is rarely quoted); `--` ends the flags.
 -- opts: { command = "run", problem = string (nil when stdin is true),
 --         stdin = bool, provider, structured, model, base_url,
---         headers = {K = V}, max_workers, timeout, json = bool, help = bool }
+--         headers = {K = V}, max_workers, timeout, json = bool, quiet = bool,
+--         stream = bool, help = bool }
 function cli.parse(args)
   if type(args) ~= "table" then
     error("owl.cli: parse needs an array of arguments, got " .. type(args), 2)
   end
-  local opts = { headers = {}, json = false, help = false, stdin = false }
+  local opts = { headers = {}, json = false, quiet = false, stream = false, help = false, stdin = false }
   -- the terminal must never see a control character from an argument either
   local function bad(message) return nil, text.printable(message) end
   local words = {}
@@ -111,8 +122,8 @@ function cli.parse(args)
       flags_done = true
     elseif a == "-h" or a == "--help" then
       opts.help = true
-    elseif a == "--json" then
-      opts.json = true
+    elseif SWITCHES[a] then
+      opts[SWITCHES[a]] = true
     else
       local name, value = a:match("^%-%-([^=]+)=(.*)$")
       name = name or a:match("^%-%-(.+)$")
@@ -152,36 +163,41 @@ local function shown(v, max)
   return text.printable(text.cap(tostring(v), max or 400))
 end
 
-local function progress(io_err)
-  local total = 0
-  return function(event, data)
-    data = data or {}
-    if event == "plan" then
-      local subtasks = data.subtasks or {}
-      total = #subtasks
-      io_err:write("owl: plan: ", shown(data.objective, 2000), "\n")
-      for i, s in ipairs(subtasks) do
-        io_err:write("owl:   ", i, ". ", shown(s.name, 200), "\n")
-      end
-    elseif event == "worker_done" then
-      local head = "owl: [" .. tostring(data.index) .. "/" .. total .. "] " .. shown(data.name, 200)
-      if data.ok then
-        io_err:write(head, " done\n")
-      else
-        io_err:write(head, " failed: ", shown(data.err, 2000), "\n")
-      end
-    elseif event == "aggregate_start" then
-      io_err:write("owl: aggregating\n")
+-- A value as JSON can hold it: an owl error becomes a table of its fields
+-- but partial (the result around it holds that), every string is redacted
+-- of the client's secrets (errors are already; a plan an error quotes is a
+-- model's text), arrays stay arrays, and what JSON cannot hold (a function,
+-- a cycle) is left out.
+local function json_ready(v, secrets, seen)
+  local json = require("owl.json")
+  local errors = require("owl.errors")
+  local kind = type(v)
+  if kind == "string" then return errors.redact(v, secrets) end
+  if kind == "number" or kind == "boolean" or v == json.null then return v end
+  if kind ~= "table" or seen[v] then return nil end
+  seen[v] = true
+  local copy = {}
+  for k, x in pairs(v) do
+    if not (errors.is(v) and k == "partial") and (type(k) == "string" or type(k) == "number") then
+      copy[k] = json_ready(x, secrets, seen)
     end
-    -- other events are for other front ends; the CLI does not need them
   end
+  seen[v] = nil
+  if getmetatable(v) == json.array_mt then json.array(copy) end
+  return copy
 end
 
--- The result as JSON. Empty lists are marked, or they would encode as {}.
-local function encode_result(result)
+-- The result as JSON, or after a failure what did finish (err.partial)
+-- with the error. Empty lists are marked, or they would encode as {}.
+local function encode_result(result, err, secrets)
   local json = require("owl.json")
   local copy = {}
   for k, v in pairs(result) do copy[k] = v end
+  if err ~= nil then
+    copy.outputs = copy.outputs or {}
+    copy.error = type(err) == "table" and json_ready(err, secrets, {})
+      or { message = json_ready(tostring(err), secrets, {}) }
+  end
   for _, k in ipairs({ "subtasks", "outputs" }) do
     if type(copy[k]) == "table" and next(copy[k]) == nil then copy[k] = json.array() end
   end
@@ -220,6 +236,16 @@ function cli.provider(opts, getenv)
   local function set(name) local v = getenv(name) return v ~= nil and v ~= "" end
   if not set("OPENAI_API_KEY") and set("ANTHROPIC_API_KEY") then return "anthropic" end
   return "openai"
+end
+
+-- How progress is shown: not at all with --quiet; drawn live when stderr
+-- is a terminal that can move its cursor; as plain lines anywhere else.
+local function progress_mode(opts, io_err)
+  if opts.quiet then return "quiet" end
+  if io_err == io.stderr and require("owl.core").isatty(2) and os.getenv("TERM") ~= "dumb" then
+    return "live"
+  end
+  return "plain"
 end
 
 -- cli.main(args, io_out, io_err [, io_in]) -> exit code: 0 done, 1 the run
@@ -261,6 +287,12 @@ function cli.main(args, io_out, io_err, io_in)
     io_err:write("owl: --structured is for --provider anthropic\n\n", cli.usage)
     return 2
   end
+  -- a provider that cannot stream yet is refused before anything is paid
+  -- for, rather than ignored
+  if opts.stream and not require("owl.providers." .. provider).stream_reader then
+    io_err:write("owl: --stream is not supported with --provider ", provider, " yet\n")
+    return 2
+  end
   local timeout = opts.timeout
   if timeout == nil and os.getenv("OWL_TIMEOUT") then
     timeout = cli.seconds(os.getenv("OWL_TIMEOUT"))
@@ -271,6 +303,11 @@ function cli.main(args, io_out, io_err, io_in)
     end
   end
 
+  local progress = require("owl.cli.progress")
+  local columns, lines = progress.terminal_size()
+  local reporter = progress.new(io_err, progress_mode(opts, io_err), { columns = columns, lines = lines })
+  local secrets
+  reporter:start()
   -- A raised error here is misuse (no model, a bad header): the user gets
   -- its message, not a traceback.
   local ok, result, err = pcall(function()
@@ -283,15 +320,32 @@ function cli.main(args, io_out, io_err, io_in)
       headers = next(opts.headers) and opts.headers or nil,
       timeout = timeout,
     }
-    return owl.run(client, problem, { max_workers = opts.max_workers, on_event = progress(io_err) })
+    secrets = client.secrets
+    return owl.run(client, problem, { max_workers = opts.max_workers, on_event = reporter.on_event,
+                                      stream = opts.stream or nil })
   end)
+  reporter:stop(ok and result ~= nil)
   if not ok then
     -- the message is for the user; where in owl's Lua it was raised is not
     local shown_message = tostring(result):gsub("^[^\n]-%.lua:%d+: ", "")
     io_err:write("owl: ", shown(shown_message, 4000), "\n")
     return 1
   end
+  local partial = result == nil and type(err) == "table" and type(err.partial) == "table" and err.partial or nil
+  local usage = (result or partial or {}).usage
+  if usage then reporter:summary(usage) end
+
   if result == nil then
+    if opts.json then
+      -- what did finish is not lost: the outputs (false where a worker
+      -- failed), the plan and the usage, with the error
+      local encoded_ok, encoded = encode_result(partial or {}, err or "the run failed without an error", secrets)
+      if encoded_ok then
+        io_out:write(encoded, "\n")
+      else
+        io_err:write("owl: cannot encode the result as JSON: ", shown(encoded), "\n")
+      end
+    end
     io_err:write(shown(err or "owl: the run failed without an error", 8000), "\n")
     return 1
   end
