@@ -27,13 +27,6 @@ int owl_buf_append(owl_buf *b, const void *p, size_t n) {
   return 1;
 }
 
-int owl_buf_putc(owl_buf *b, char c) {
-  if (!owl_buf_reserve(b, 1)) return 0;
-  b->data[b->len++] = c;
-  b->data[b->len] = '\0';
-  return 1;
-}
-
 void owl_buf_reset(owl_buf *b) {
   b->len = 0;
   if (b->data) b->data[0] = '\0';

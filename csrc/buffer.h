@@ -1,8 +1,10 @@
 /*
- * buffer.h: a growable byte buffer. It owns data; len never exceeds cap, and
- * data is NUL-terminated whenever cap > 0 so that it can be handed to C
- * string functions. A failed allocation leaves the buffer as it was and
- * returns 0: callers turn that into an error, never a crash.
+ * buffer.h: a growable byte buffer. It owns data; len never exceeds cap.
+ * Readers use len, never a terminator: append and reset write a NUL after
+ * the bytes (reserve leaves room for one), but code that fills reserved
+ * room directly (json_encode.c) need not. A failed allocation leaves the
+ * buffer as it was and returns 0: callers turn that into an error, never a
+ * crash.
  */
 #ifndef OWL_BUFFER_H
 #define OWL_BUFFER_H
@@ -23,7 +25,6 @@ typedef struct owl_buf {
 
 int owl_buf_reserve(owl_buf *b, size_t extra);
 int owl_buf_append(owl_buf *b, const void *p, size_t n);
-int owl_buf_putc(owl_buf *b, char c);
 void owl_buf_reset(owl_buf *b); /* len = 0, keeps the memory */
 void owl_buf_free(owl_buf *b);  /* releases the memory; the buffer is empty and reusable */
 

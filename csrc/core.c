@@ -1,6 +1,8 @@
 /*
  * core.c: registers owl.core. It only wires the concerns together; each lives
- * in its own file (loop.c, transfer.c, flow.c, json_*.c, regex.c, sse.c).
+ * in its own file (loop.c, transfer.c, budget.c, flow.c, clock.c, json_*.c,
+ * regex.c, sse.c). It also holds two process queries, core.fd_limit and
+ * core.isatty.
  */
 #include <curl/curl.h>
 #include <dirent.h>

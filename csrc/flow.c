@@ -69,18 +69,6 @@ static int l_work(lua_State *L) {
   return 1;
 }
 
-static int g_members(lua_State *L) {
-  size_t i, n;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  n = owl_rawlen(L, 1);
-  lua_createtable(L, (int)n, 0);
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, 1, (int)i);
-    lua_rawseti(L, -2, (int)i);
-  }
-  return 1;
-}
-
 static int g_size(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_pushinteger(L, (lua_Integer)owl_rawlen(L, 1));
@@ -100,7 +88,7 @@ static int g_cancel(lua_State *L) {
 }
 
 void owl_flow_open(lua_State *L) {
-  static const luaL_Reg group_methods[] = {{"members", g_members}, {"size", g_size}, {"cancel", g_cancel}, {NULL, NULL}};
+  static const luaL_Reg group_methods[] = {{"size", g_size}, {"cancel", g_cancel}, {NULL, NULL}};
   static const luaL_Reg fns[] = {{"orchestrate", l_orchestrate}, {"work", l_work}, {"aggregate", l_aggregate}, {NULL, NULL}};
   owl_newclass(L, OWL_GROUP_MT, group_methods, NULL);
   owl_setfuncs(L, fns, 0);

@@ -45,7 +45,7 @@ struct owl_loop {
   int timer_set;
   int64_t timer_due_ms; /* monotonic */
   int closed;
-  int oom;              /* a socket could not be tracked: reported by step */
+  int oom;              /* a socket could not be tracked: raised by the next step or action */
 };
 
 /* ---- libcurl callbacks: they keep C state only ------------------------- */
@@ -122,8 +122,8 @@ static void pin_unlink(owl_loop *loop, owl_transfer *t) {
   t->run.prev = t->run.next = NULL;
 }
 
-/* The queue and the done list are FIFOs linked
- * through qnext, each with a head and a tail. */
+/* The queue and the done list are FIFOs linked through qnext, each with a
+ * head and a tail. */
 static void list_append(owl_transfer **head, owl_transfer **tail, owl_transfer *t) {
   t->run.qnext = NULL;
   if (*tail) (*tail)->run.qnext = t;
@@ -483,9 +483,10 @@ static int l_action(lua_State *L) {
 
 /* Cancels and frees every transfer, then the multi handle. Idempotent:
  * close, __gc and __close all come here. With report set it leaves on the
- * stack an array of the transfers it ended or had not yet reported
- * (reported first, in the order they finished; then the others, oldest
- * first), so that a driver can hand each one to whoever waits for it. */
+ * stack an array of the transfers it ended or had not yet reported (those
+ * finished but unreported first, in the order they finished; then the ones
+ * it cancels, oldest first), so that a driver can hand each one to whoever
+ * waits for it. */
 static void close_loop(lua_State *L, owl_loop *loop, int report) {
   owl_transfer *t, *oldest;
   int n = 0;

@@ -118,7 +118,7 @@ static int process_line(owl_sse *p, const char *s, size_t n, owl_sse_sink sink, 
     /* dispatched, the data would be what the buffer holds now (its last
      * LF becoming a separator) plus this value: data.len + vlen bytes */
     if (vlen > p->max || p->data.len > p->max - vlen) return fail(p, "an event's data is larger than");
-    if (!owl_buf_append(&p->data, v, vlen) || !owl_buf_putc(&p->data, '\n')) return fail_oom(p);
+    if (!owl_buf_append(&p->data, v, vlen) || !owl_buf_append(&p->data, "\n", 1)) return fail_oom(p);
   } else if (FIELD_IS("event")) {
     return set_buf(p, &p->type, v, vlen);
   } else if (FIELD_IS("id")) {

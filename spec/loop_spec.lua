@@ -167,6 +167,7 @@ describe("owl.core loop", function()
       for i = 1, 25 do bodies[i] = { model = "m", messages = { { role = "user", content = "part " .. i } } } end
       local g = core.work(loop, spec_for(server, { "x-mock-barrier: 25" }), bodies)
       assert.equal(25, g:size())
+      assert.equal(25, #g) -- the group is the array of its members
       local seen = {}
       for _, t in ipairs(loop:run()) do
         assert.is_nil(seen[t])
