@@ -124,10 +124,11 @@ describe("owl.errors", function()
       assert.are.equal("Failed to connect to host with key [redacted]", e.message)
     end)
 
-    it("says something when the core gave no text", function()
-      local e = errors.from_failure("timeout", nil)
-      assert.are.equal("timeout", e.kind)
-      assert.are.equal("the transfer timed out", e.message)
+    it("raises without words (the core always gives some)", function()
+      assert.has_error(function() errors.from_failure("timeout", nil) end,
+        "owl.errors: a failure message must be a non-empty string, got nil")
+      assert.has_error(function() errors.from_failure("timeout", "") end,
+        'owl.errors: a failure message must be a non-empty string, got ""')
     end)
 
     it("raises for a kind that is not a transfer failure", function()

@@ -19,14 +19,8 @@ local KINDS = {
   callback = true, -- a caller's function (on_delta) raised
 }
 
--- What a transport failure says when the core gave no text of its own.
-local FAILURE_TEXT = {
-  connect = "could not connect",
-  timeout = "the transfer timed out",
-  tls = "the TLS handshake failed",
-  protocol = "the server broke the protocol",
-  cancelled = "the transfer was cancelled",
-}
+-- The kinds of a transport failure, as t:failure() names them.
+local FAILURE_KINDS = { connect = true, timeout = true, tls = true, protocol = true, cancelled = true }
 
 local mt = { __name = "owl.error" }
 
@@ -200,16 +194,15 @@ function errors.scrub(err, secrets, seen)
 end
 
 -- errors.from_failure(kind, message, secrets): a transfer failure as the core
--- reports it (t:failure()). libcurl text can quote a URL or a header, so the
+-- reports it (t:failure(), which always has words: its own, libcurl's, or
+-- curl_easy_strerror's). libcurl text can quote a URL or a header, so the
 -- message is redacted like server text.
 function errors.from_failure(kind, message, secrets)
-  if type(kind) ~= "string" or not FAILURE_TEXT[kind] then
+  if type(kind) ~= "string" or not FAILURE_KINDS[kind] then
     error("owl.errors: not a transfer failure kind: " .. tostring(kind), 2)
   end
-  if message == nil or message == "" then
-    message = FAILURE_TEXT[kind]
-  elseif type(message) ~= "string" then
-    error("owl.errors: failure message must be a string, got " .. type(message), 2)
+  if type(message) ~= "string" or message == "" then
+    error("owl.errors: a failure message must be a non-empty string, got " .. (message == "" and "\"\"" or type(message)), 2)
   end
   return errors.new(kind, errors.redact(message, secrets))
 end
