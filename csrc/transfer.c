@@ -223,7 +223,6 @@ static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_por
 owl_transfer *owl_transfer_push(lua_State *L) {
   owl_transfer *t = (owl_transfer *)owl_newuserdata(L, sizeof *t);
   memset(t, 0, sizeof *t);
-  t->run.ref = LUA_NOREF;
   t->state = OWL_NEW;
   t->max_response = OWL_DEFAULT_MAX_RESPONSE;
   t->feeding = -1;

@@ -73,7 +73,7 @@ struct owl_transfer {
   const char *own_kind;  /* a failure owl diagnosed itself (errbuf has the words), or NULL */
   long status;
   CURLcode result;
-  owl_state state;       /* NEW and DONE are set here, the others by the runner */
+  owl_state state;       /* QUEUED is the runner's to set; the others are set here */
   int connected;         /* a connection was established or reused */
   int cancelled;
   int too_large;         /* the body passed max_response_bytes */
@@ -90,7 +90,8 @@ struct owl_transfer {
   owl_buf events;        /* sse: events parsed and not yet taken by t:events(), as records */
   size_t nevents;
   const owl_runner *runner; /* NULL unless a loop holds the transfer */
-  /* The runner's bookkeeping: loop.c reads and writes it, transfer.c never. */
+  /* The runner's bookkeeping, valid while runner is set: loop.c reads and
+   * writes it, transfer.c never. */
   struct {
     void *owner;               /* the loop */
     int ref;                   /* registry reference pinning the transfer, or LUA_NOREF */
