@@ -718,6 +718,29 @@ static int t_cancel(lua_State *L) {
   return 0;
 }
 
+/* t:release(): frees a finished transfer's buffers (request and response
+ * bodies, headers, events) and, once its loop has let go, its libcurl
+ * handle, now rather than whenever the collector gets to it: the collector
+ * sees only the small userdata, not the kilobytes behind it, so a thousand
+ * read transfers could otherwise hold their memory for a long time.
+ * status() and failure() still answer; body(), header() and events() are
+ * empty. */
+static int t_release(lua_State *L) {
+  owl_transfer *t = owl_transfer_check(L, 1);
+  if (t->state != OWL_DONE) return luaL_error(L, "owl.core: t:release needs a finished transfer (it is %s)", state_names[t->state]);
+  if (t->easy && t->runner == NULL) {
+    curl_easy_cleanup(t->easy);
+    t->easy = NULL;
+  }
+  owl_buf_free(&t->body);
+  owl_buf_free(&t->response);
+  owl_buf_free(&t->header_lines);
+  owl_buf_free(&t->events);
+  t->nevents = 0;
+  if (t->sse) owl_sse_free(&t->parser); /* idempotent: __gc frees it again */
+  return 0;
+}
+
 /* Normally reached once the runner has let go (a loop pins what it holds);
  * when Lua closes the state, transfers may be finalized before their loop
  * and have it forget them first. */
@@ -750,7 +773,8 @@ void owl_transfer_open(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"state", t_state},     {"status", t_status},   {"failure", t_failure}, {"body", t_body},
       {"json", t_json},       {"header", t_header},   {"headers", t_headers}, {"cancel", t_cancel},
-      {"size", t_size},       {"take", t_take},       {"events", t_events}, {NULL, NULL}};
+      {"size", t_size},       {"take", t_take},       {"events", t_events}, {"release", t_release},
+      {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", t_gc}, {"__tostring", t_tostring}, {NULL, NULL}};
   owl_newclass(L, OWL_TRANSFER_MT, methods, meta);
 }

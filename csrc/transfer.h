@@ -106,7 +106,7 @@ struct owl_transfer {
 #define OWL_MAX_HEADER_BYTES ((size_t)256 * 1024)
 /* The raw body a 2xx sse stream keeps, for diagnostics: its events are the
  * answer, and a long stream must not be held twice. */
-#define OWL_SSE_KEEP ((size_t)64 * 1024)
+#define OWL_SSE_KEEP ((size_t)4 * 1024)
 
 /* A new transfer userdata on the stack, state OWL_NEW. */
 owl_transfer *owl_transfer_push(lua_State *L);

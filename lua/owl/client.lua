@@ -188,10 +188,13 @@ function Client:read(t, request)
   return res
 end
 
--- Waits for a transfer started on loop and reads it.
+-- Waits for a transfer started on loop and reads it. What the reader took
+-- is in Lua now: the transfer's buffers are freed at once (t:release).
 function Client:finish(t, loop, request)
   task.await(loop or self:get_loop(), t)
-  return self:read(t, request)
+  local res, err = self:read(t, request)
+  t:release()
+  return res, err
 end
 
 -- client:chat(request) -> normalized response, or nil and an owl error.

@@ -22,7 +22,15 @@ end
 -- carries err.partial_text (the text received so far) when the answer had
 -- begun. on_delta(delta) runs in the waiting task and may wait itself; an
 -- error it raises fails the call (kind "callback").
+local read
+
 function M.read(client, t, loop, on_delta, request)
+  local res, err = read(client, t, loop, on_delta, request)
+  t:release() -- what was read is in Lua now; free the buffers at once
+  return res, err
+end
+
+read = function(client, t, loop, on_delta, request)
   local reader = client.provider.stream_reader(client, request)
   while true do
     local done = t:state() == "done"

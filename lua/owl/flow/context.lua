@@ -92,7 +92,8 @@ end
 -- answer (Anthropic's forced tool, whose input is the plan).
 function Context:call(role, who, request, start, on_delta)
   local loop = self.loop
-  local stream = self.opts.stream and { on_delta = on_delta } or nil
+  -- deltas are only worth a call per piece when someone listens
+  local stream = self.opts.stream and { on_delta = self.opts.on_event and on_delta or nil } or nil
   local res, err = self.client:call(function() return start(loop) end, loop, request, stream)
   self:count(role, res)
   if res then err = self:unusable(res, who) end
