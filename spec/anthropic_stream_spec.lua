@@ -226,6 +226,16 @@ describe("owl.providers.anthropic_stream", function()
     assert.same({ input_tokens = 125, output_tokens = 15, cached_input_tokens = 100 }, res.usage)
     assert.equal(15, res.raw.usage.output_tokens)
     assert.equal("stop", res.finish_reason)
+    -- a delta naming usage or content does not replace what the reader keeps
+    local res2 = assert(run({
+      start(),
+      ev{ type = "message_delta", delta = { stop_reason = "end_turn", usage = "x", content = "y" },
+          usage = { output_tokens = 2 } },
+      ev{ type = "message_delta", delta = {}, usage = { output_tokens = 3 } },
+      STOP,
+    }))
+    assert.same({ input_tokens = 3, output_tokens = 3, cached_input_tokens = 0 }, res2.usage)
+    assert.is_nil(res2.text) -- no text block: as normalize reads a message without one
   end)
 
   it("keeps two tool_use blocks apart, their input pieces by block index", function()

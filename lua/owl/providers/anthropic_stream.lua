@@ -93,10 +93,12 @@ function Reader:server_error(data)
   local message
   if type(e) == "table" then
     message = present(e.message)
+    -- a server's text may be megabytes: only what an error keeps is redacted
+    if type(message) == "string" then message = errors.redact_prefix(message, self.secrets, errors.MAX_MESSAGE) end
     local t = present(e.type)
     if type(t) == "string" then fields.provider_type = errors.redact_prefix(t, self.secrets, errors.MAX_FIELD) end
   elseif type(e) == "string" then
-    message = e
+    message = errors.redact_prefix(e, self.secrets, errors.MAX_MESSAGE)
   end
   local request_id = type(decoded) == "table" and present(decoded.request_id) or nil
   if type(request_id) == "string" then
@@ -246,8 +248,11 @@ end
 function handlers.message_delta(self, data)
   local delta = present(data.delta)
   if type(delta) == "table" then
-    -- stop_reason, stop_sequence, stop_details, and whatever comes next
-    for k, v in pairs(delta) do self.message[k] = v end
+    -- stop_reason, stop_sequence, stop_details, and whatever comes next;
+    -- never the content or the usage this reader keeps
+    for k, v in pairs(delta) do
+      if k ~= "content" and k ~= "usage" then self.message[k] = v end
+    end
   end
   local usage = present(data.usage)
   if type(usage) == "table" then
