@@ -58,6 +58,7 @@ build = {
     ["owl.text"] = "lua/owl/text.lua",
     ["owl.validate"] = "lua/owl/validate.lua",
     ["owl.providers.anthropic"] = "lua/owl/providers/anthropic.lua",
+    ["owl.providers.anthropic_stream"] = "lua/owl/providers/anthropic_stream.lua",
     ["owl.providers.http"] = "lua/owl/providers/http.lua",
     ["owl.providers.openai"] = "lua/owl/providers/openai.lua",
     ["owl.providers.openai_stream"] = "lua/owl/providers/openai_stream.lua",

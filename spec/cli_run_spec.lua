@@ -61,16 +61,22 @@ describe("bin/owl", function()
     assert.is_nil(err:find("sk-cli-test", 1, true))
   end)
 
-  for _, structured in ipairs({ "output_config", "tool" }) do
+  for _, structured in ipairs({ "output_config", "tool", "tool --stream", "output_config --stream" }) do
     it("runs against Anthropic's Messages API with --provider anthropic --structured " .. structured, function()
       server:reset()
-      local out, err, code = owl({ "run", "--provider", "anthropic", "--structured", structured,
-                                   "--base-url", server.base, "--header", "x-mock-subtasks: 2", "Write", "a", "parser" },
-                                 "ANTHROPIC_API_KEY=sk-ant-cli-test")
+      local args = { "run", "--provider", "anthropic", "--structured" }
+      for word in structured:gmatch("%S+") do args[#args + 1] = word end
+      for _, a in ipairs({ "--base-url", server.base, "--header", "x-mock-subtasks: 2", "Write", "a", "parser" }) do
+        args[#args + 1] = a
+      end
+      local stream = structured:find("--stream", 1, true) ~= nil
+      structured = structured:match("^%S+")
+      local out, err, code = owl(args, "ANTHROPIC_API_KEY=sk-ant-cli-test")
       assert.equal(0, code, err)
       assert.truthy(out:find("Part 2 of 2 of the problem.", 1, true))
       local reqs = server:requests()
       assert.equal(4, #reqs)
+      for _, req in ipairs(reqs) do assert.equal(stream or nil, mock.json_decode(req.body).stream) end
       local first = mock.json_decode(reqs[1].body)
       assert.equal("/v1/messages", reqs[1].path)
       assert.equal("sk-ant-cli-test", reqs[1].headers["x-api-key"])

@@ -300,16 +300,26 @@ describe("owl.cli", function()
       assert.are.equal("openai", calls.client.provider)
     end)
 
-    it("passes --stream to owl.run, and refuses it with a provider that cannot stream yet", function()
-      fake_owl(ok_run)
-      assert.are.equal(0, cli.main({ "run", "--stream", "p" }, sink(), sink()))
-      assert.is_true(calls.run.opts.stream)
+    it("passes --stream to owl.run with either provider, and refuses it with one that cannot stream", function()
+      for _, provider in ipairs({ "openai", "anthropic" }) do
+        fake_owl(ok_run)
+        assert.are.equal(0, cli.main({ "run", "--provider", provider, "--stream", "p" }, sink(), sink()))
+        assert.is_true(calls.run.opts.stream)
+        assert.are.equal(provider, calls.client.provider)
+      end
       fake_owl(ok_run)
       assert.are.equal(0, cli.main({ "run", "p" }, sink(), sink()))
       assert.is_nil(calls.run.opts.stream)
+      -- a provider module without stream_reader (as anthropic's was) is
+      -- refused before anything is paid for
+      local real = package.loaded["owl.providers.anthropic"]
+      package.loaded["owl.providers.anthropic"] = {}
       fake_owl(function() error("must not run") end)
       local out, err = sink(), sink()
-      assert.are.equal(2, cli.main({ "run", "--provider", "anthropic", "--stream", "p" }, out, err))
+      local ok, code = pcall(cli.main, { "run", "--provider", "anthropic", "--stream", "p" }, out, err)
+      package.loaded["owl.providers.anthropic"] = real
+      assert.is_true(ok, code)
+      assert.are.equal(2, code)
       assert.are.equal("owl: --stream is not supported with --provider anthropic yet\n", err.text())
       assert.are.equal("", out.text())
       assert.is_nil(calls.client)

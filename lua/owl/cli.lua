@@ -37,7 +37,7 @@ options:
                      did finish and the error (exit 1)
   --quiet            nothing on stderr but errors
   --stream           stream every call, showing each worker's tokens as they
-                     come (openai; anthropic does not stream yet: exits 2)
+                     come
   -h, --help         print this help
   --                 everything after it is the problem
 
@@ -287,8 +287,8 @@ function cli.main(args, io_out, io_err, io_in)
     io_err:write("owl: --structured is for --provider anthropic\n\n", cli.usage)
     return 2
   end
-  -- a provider that cannot stream yet is refused before anything is paid
-  -- for, rather than ignored
+  -- a provider that cannot stream (its module has no stream_reader) is
+  -- refused before anything is paid for, rather than ignored
   if opts.stream and not require("owl.providers." .. provider).stream_reader then
     io_err:write("owl: --stream is not supported with --provider ", provider, " yet\n")
     return 2

@@ -7,11 +7,13 @@
 --
 -- Reading is split for streaming: read turns a finished transfer into a
 -- Messages API message object and hands it to anthropic.normalize. A stream
--- reader assembles the same message object from its events (message_start,
--- the content blocks, message_delta's stop_reason and usage) and hands it
--- to normalize too, so both paths answer alike.
+-- reader (owl.providers.anthropic_stream) assembles the same message object
+-- from its events (message_start, the content blocks, message_delta's
+-- stop_reason and usage) and hands it to normalize too, so both paths
+-- answer alike.
 local json = require("owl.json")
 local http = require("owl.providers.http")
+local anthropic_stream = require("owl.providers.anthropic_stream")
 
 local anthropic = {}
 
@@ -167,7 +169,8 @@ end
 
 -- build(client, request) -> spec for owl.core. Raises on misuse: a request
 -- that is not a table, has no messages, names no model anywhere, or holds
--- a system message that is not text.
+-- a system message that is not text. A request with stream = true (which
+-- the body carries as it is) makes a streamed call's spec.
 function anthropic.build(client, request)
   if type(client) ~= "table" then
     error(WHO .. ": build needs a client table, got " .. type(client), 2)
@@ -180,6 +183,7 @@ function anthropic.build(client, request)
     { "anthropic-version", anthropic.VERSION },
   }, WHO, 2)
   local spec = http.spec(client, "/v1/messages", headers, body, WHO, 2)
+  if body.stream then http.stream_spec(spec, client) end
   return spec
 end
 
@@ -310,6 +314,14 @@ function anthropic.read(res, client, request)
     return nil, http.no_answer(res, status, message, secrets, REQUEST_ID, "content array")
   end
   return anthropic.normalize(message, client, request)
+end
+
+-- stream_reader(client [, request]) -> the reader a streamed answer's
+-- events go through (owl.providers.anthropic_stream), which ends in
+-- normalize as read does. request tells it the forced tool whose input is
+-- the answer, whose pieces it gives as text.
+function anthropic.stream_reader(client, request)
+  return anthropic_stream.reader(client, request, anthropic.normalize, answer_tool(client, request))
 end
 
 return anthropic
