@@ -9,24 +9,8 @@ local errors = require("owl.errors")
 local text = require("owl.text")
 local mock = require("support.mock")
 
--- ------------------------------------------------------------------ work
-
--- CPU seconds per call of f(s), over enough calls to be measurable.
-local function cost(f, s)
-  local calls, start = 0, os.clock()
-  repeat
-    f(s)
-    calls = calls + 1
-  until os.clock() - start >= 0.05
-  return (os.clock() - start) / calls
-end
-
--- The work f does on s, in units of one linear pass over s (a gsub that
--- visits and copies every byte). A linear f stays a small constant whatever
--- the size; a quadratic one grows with the input (at 16k bytes, thousands).
-local function work(f, s)
-  return cost(f, s) / cost(function(x) return x:gsub(".", "%0") end, s)
-end
+-- work(f, s): f's work on s in linear passes over s
+local work = require("support.work")
 
 describe("regression: text handling of untrusted input was quadratic", function()
   -- an unterminated fence whose last line is a long run of spaces, then a

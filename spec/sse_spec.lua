@@ -72,21 +72,8 @@ local function fragments(s, size)
   return t
 end
 
--- CPU seconds per call of f(s), over enough calls to be measurable.
-local function cost(f, s)
-  local calls, start = 0, os.clock()
-  repeat
-    f(s)
-    calls = calls + 1
-  until os.clock() - start >= 0.05
-  return (os.clock() - start) / calls
-end
-
--- The work f does on s in units of one linear pass over s (a gsub that
--- visits and copies every byte), as in hostile_review_spec.
-local function work(f, s)
-  return cost(f, s) / cost(function(x) return x:gsub(".", "%0") end, s)
-end
+-- work(f, s): f's work on s in linear passes over s
+local work = require("support.work")
 
 describe("owl.sse", function()
   it("is owl.core's parser under its own name", function()

@@ -299,8 +299,7 @@ function M.await(loop, t, news)
     return
   end
   drive_until(function() return finished[t] or woken[t] end)
-  woken[t] = nil
-  if finished[t] and t:state() == "done" then finished[t] = nil end
+  woken[t], finished[t] = nil, nil
 end
 
 -- owl.sleep(seconds): a timer, never a busy wait. Yields in a task; blocks

@@ -28,6 +28,15 @@ function http.present(v)
 end
 local present = http.present
 
+-- http.tool_arguments(raw) -> a tool call's arguments string decoded into
+-- a table, or nil and why not: what every reader of a tool call says.
+function http.tool_arguments(raw)
+  local value, msg = json.decode(raw)
+  if value == nil then return nil, "arguments are not valid JSON: " .. tostring(msg) end
+  if type(value) ~= "table" or json.is_array(value) then return nil, "arguments are not a JSON object" end
+  return value
+end
+
 function http.shallow_copy(t)
   local c = {}
   for k, v in pairs(t) do c[k] = v end

@@ -76,14 +76,7 @@ local function read_tool_calls(list)
       arguments_json = raw,
     }
     if type(raw) == "string" then
-      local value, msg = json.decode(raw)
-      if value == nil then
-        call.arguments_error = "arguments are not valid JSON: " .. tostring(msg)
-      elseif type(value) ~= "table" or json.is_array(value) then
-        call.arguments_error = "arguments are not a JSON object"
-      else
-        call.arguments = value
-      end
+      call.arguments, call.arguments_error = http.tool_arguments(raw)
     else
       call.arguments_error = "the tool call has no arguments string"
     end

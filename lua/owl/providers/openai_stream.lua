@@ -12,13 +12,11 @@
 -- logprobs) are ignored.
 local json = require("owl.json")
 local errors = require("owl.errors")
+local http = require("owl.providers.http")
 
 local M = {}
 
-local function present(v)
-  if v == nil or v == json.null then return nil end
-  return v
-end
+local present = http.present
 
 local Reader = {}
 Reader.__index = Reader
@@ -128,14 +126,7 @@ local function tool_calls(self)
     local call = self.calls[index]
     local raw = table.concat(call.args)
     local c = { id = call.id, name = call.name, arguments_json = raw }
-    local value, msg = json.decode(raw)
-    if value == nil then
-      c.arguments_error = "arguments are not valid JSON: " .. tostring(msg)
-    elseif type(value) ~= "table" or json.is_array(value) then
-      c.arguments_error = "arguments are not a JSON object"
-    else
-      c.arguments = value
-    end
+    c.arguments, c.arguments_error = http.tool_arguments(raw)
     out[#out + 1] = c
   end
   return out
