@@ -542,7 +542,11 @@ static int t_failure(lua_State *L) {
   }
   lua_pushstring(L, kind);
   lua_pushstring(L, message);
-  return 2;
+  /* Whether owl ended the transfer at one of its own limits (a body over
+   * max_response_bytes, the run's budget, oversized headers or events):
+   * the same request would fail the same way, so a retry policy skips it. */
+  lua_pushboolean(L, t->own_kind != NULL && strcmp(t->own_kind, "protocol") == 0);
+  return 3;
 }
 
 /* t:body([max_bytes]): the body, or only its first max_bytes bytes (a

@@ -25,7 +25,9 @@ describe("owl.client with provider anthropic", function()
   before_each(function() server:reset() end)
 
   local function client(extra)
-    local o = { provider = "anthropic", base_url = server.base, api_key = "sk-ant-test-123456", model = "claude-test" }
+    -- max_retries = 0: these specs read one failure; spec/retry_spec.lua retries
+    local o = { provider = "anthropic", base_url = server.base, api_key = "sk-ant-test-123456", model = "claude-test",
+                max_retries = 0 }
     for k, v in pairs(extra or {}) do o[k] = v end
     return owl.client(o)
   end

@@ -219,7 +219,8 @@ describe("bin/owl against a hostile server", function()
 
     it("regression: a failed worker's line and the final error name an escaped subtask", function()
       server:script{ plan_reply, { status = 500, body = { error = { message = "down \27[2J\27]0;pwned\7" } } }, {} }
-      local r = run({ "run", "--max-workers", "1", "p" })
+      -- --max-retries 0: this pins what is shown of a failure, not retries
+      local r = run({ "run", "--max-workers", "1", "--max-retries", "0", "p" })
       assert.equal(1, r.code, r.err)
       assert.equal(3, server:stats().total)
       assert_no_raw_controls(r.err)
@@ -257,12 +258,12 @@ describe("bin/owl against a hostile server", function()
 
     it("regression: --timeout 2 ends a hang, and wins over OWL_TIMEOUT", function()
       server:script{ { fault = "hang" } }
-      assert_timed_out(run({ "run", "--timeout", "2", "p" }, { env = { OWL_TIMEOUT = "600" } }))
+      assert_timed_out(run({ "run", "--timeout", "2", "--max-retries", "0", "p" }, { env = { OWL_TIMEOUT = "600" } }))
     end)
 
     it("regression: OWL_TIMEOUT=2 ends a hang", function()
       server:script{ { fault = "hang" } }
-      assert_timed_out(run({ "run", "p" }, { env = { OWL_TIMEOUT = "2" } }))
+      assert_timed_out(run({ "run", "--max-retries", "0", "p" }, { env = { OWL_TIMEOUT = "2" } }))
     end)
 
     it("regression: a --timeout that is not a positive, bounded number is a usage error", function()

@@ -483,7 +483,7 @@ describe("bin/owl's progress", function()
 
   it("shows why a worker failed, then the usage and the error", function()
     server:script{ {}, {}, { status = 500, body = { error = { message = "the model is down" } } }, {} }
-    local r = on_pty({ "run", "--max-workers", "1", "p" }, { columns = 140 })
+    local r = on_pty({ "run", "--max-retries", "0", "--max-workers", "1", "p" }, { columns = 140 })
     assert.are.equal(1, r.code, r.tty)
     local text = r.text
     assert.truthy(has(text, "\n  1. part_1  done in "), text)
@@ -506,7 +506,7 @@ describe("bin/owl's progress", function()
     end
     server:script{ reply(mock.json_encode(plan)), {},
                    { status = 500, body = { error = { message = "down \27[2J\27]0;pwned\7" } } } }
-    local r = on_pty({ "run", "--max-workers", "1", "p" })
+    local r = on_pty({ "run", "--max-retries", "0", "--max-workers", "1", "p" })
     assert.are.equal(1, r.code, r.tty)
     assert_only_own_sequences(r.screen)
     assert_no_clears(r.tty)
@@ -553,14 +553,14 @@ describe("bin/owl's progress", function()
       assert.are.equal(0, ok.code, ok.err)
       assert.are.equal("", ok.err)
       server:script{ {}, {}, { status = 500, body = { error = { message = "down" } } }, {} }
-      local failed = off_pty({ "run", "--quiet", "--max-workers", "1", "p" })
+      local failed = off_pty({ "run", "--max-retries", "0", "--quiet", "--max-workers", "1", "p" })
       assert.are.equal(1, failed.code)
       assert.truthy(failed.err:find("^owl: worker error in subtask 'part_2': [^\n]*\n$"), failed.err)
     end)
 
     it("prints what did finish with the error as JSON after a failure, with --json", function()
       server:script{ {}, {}, { status = 500, body = { error = { message = "down " .. KEY } } }, {} }
-      local r = off_pty({ "run", "--json", "--max-workers", "1", "p" })
+      local r = off_pty({ "run", "--max-retries", "0", "--json", "--max-workers", "1", "p" })
       assert.are.equal(1, r.code, r.err)
       assert.is_false(has(r.out .. r.err, KEY))
       local got = assert(json.decode(r.out))

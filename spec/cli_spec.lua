@@ -44,7 +44,8 @@ describe("owl.cli", function()
     it("reads every flag, before or after the words, in both spellings", function()
       local o = assert(cli.parse({ "run", "--model", "gpt-4o-mini", "build", "--json", "a cli",
         "--base-url=http://127.0.0.1:9/v1", "--header", "X-Team: owl", "--header=X-Trace:  1 2 ",
-        "--max-workers", "4" }))
+        "--max-workers", "4", "--max-retries=0" }))
+      assert.are.equal(0, o.max_retries)
       assert.are.equal("gpt-4o-mini", o.model)
       assert.are.equal("http://127.0.0.1:9/v1", o.base_url)
       assert.are.same({ ["X-Team"] = "owl", ["X-Trace"] = "1 2" }, o.headers)
@@ -120,6 +121,9 @@ describe("owl.cli", function()
       { { "run", "--max-workers", "two", "p" }, "--max-workers needs an integer >= 1, got 'two'" },
       { { "run", "--max-workers", "2.5", "p" }, "--max-workers needs an integer >= 1, got '2.5'" },
       { { "run", "--max-workers=-1", "p" }, "--max-workers needs an integer >= 1, got '-1'" },
+      { { "run", "--max-retries", "-1", "p" }, "--max-retries needs an integer from 0 to 100, got '-1'" },
+      { { "run", "--max-retries", "101", "p" }, "--max-retries needs an integer from 0 to 100, got '101'" },
+      { { "run", "--max-retries=1.5", "p" }, "--max-retries needs an integer from 0 to 100, got '1.5'" },
       { { "run", "--header", "X-No-Colon", "p" }, "malformed header 'X-No-Colon': expected 'Name: value'" },
       { { "run", "--header", ": v", "p" }, "malformed header ': v': expected 'Name: value'" },
       { { "run", "--header", "Two Words: v", "p" }, "malformed header 'Two Words: v': expected 'Name: value'" },

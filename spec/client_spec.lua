@@ -13,7 +13,8 @@ describe("owl.client", function()
   before_each(function() server:reset() end)
 
   local function client(extra)
-    local o = { base_url = server.url, api_key = "sk-test-key-123456", model = "gpt-test" }
+    -- max_retries = 0: these specs read one failure; spec/retry_spec.lua retries
+    local o = { base_url = server.url, api_key = "sk-test-key-123456", model = "gpt-test", max_retries = 0 }
     for k, v in pairs(extra or {}) do o[k] = v end
     return owl.client(o)
   end

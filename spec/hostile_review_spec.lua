@@ -94,8 +94,9 @@ describe("regression: keys leaked through every error field but the message", fu
   before_each(function() server:reset() end)
 
   local function client(extra)
+    -- max_retries = 0: these specs read one failure; spec/retry_spec.lua retries
     local o = {
-      base_url = server.url, api_key = KEY, model = "m",
+      base_url = server.url, api_key = KEY, model = "m", max_retries = 0,
       headers = {
         ["api-key"] = SECRETS[2], ["x-api-key"] = SECRETS[3],
         ["X-Gateway-Token"] = "Bearer " .. SECRETS[4], ["X-Custom-Secret"] = SECRETS[5],
@@ -261,7 +262,8 @@ describe("regression: unbounded fan-out and memory", function()
   before_each(function() server:reset() end)
 
   local function client(headers, extra)
-    local o = { base_url = server.url, api_key = "k", model = "m", headers = headers }
+    -- max_retries = 0: these specs read one failure; spec/retry_spec.lua retries
+    local o = { base_url = server.url, api_key = "k", model = "m", headers = headers, max_retries = 0 }
     for k, v in pairs(extra or {}) do o[k] = v end
     return owl.client(o)
   end

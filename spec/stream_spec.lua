@@ -19,7 +19,8 @@ describe("streamed chat", function()
   before_each(function() server:reset() end)
 
   local function client(headers, extra)
-    local o = { base_url = server.url, api_key = "sk-stream", model = "m", headers = headers }
+    -- max_retries = 0: these specs read one failure; spec/retry_spec.lua retries
+    local o = { base_url = server.url, api_key = "sk-stream", model = "m", headers = headers, max_retries = 0 }
     for k, v in pairs(extra or {}) do o[k] = v end
     return owl.client(o)
   end

@@ -33,6 +33,9 @@ options:
   --timeout S        give up on a call after S seconds (default: $OWL_TIMEOUT,
                      else 600); a call whose answer stops arriving for 30 s
                      fails sooner
+  --max-retries N    make a failed call again at most N times (default 2;
+                     0: never): connection errors, timeouts, 408, 409, 429
+                     and 5xx, waiting as the server asks (retry-after)
   --json             print the whole result as JSON; after a failure, what
                      did finish and the error (exit 1)
   --quiet            nothing on stderr but errors
@@ -81,6 +84,13 @@ local VALUE_FLAGS = {
     end
     opts.max_workers = n
   end,
+  ["max-retries"] = function(opts, v)
+    local n = v:find("^%d+$") and tonumber(v)
+    if not n or n > 100 then
+      return "--max-retries needs an integer from 0 to 100, got '" .. v .. "'"
+    end
+    opts.max_retries = n
+  end,
   timeout = function(opts, v)
     local n = cli.seconds(v)
     if not n then return "--timeout needs a number of seconds above 0, got '" .. v .. "'" end
@@ -99,7 +109,7 @@ end
 -- the problem's words (a problem is rarely quoted); `--` ends the flags.
 -- opts: { command = "run", problem = string (nil when stdin is true),
 --         stdin = bool, provider, structured, model, base_url,
---         headers = {K = V}, max_workers, timeout, json = bool, quiet = bool,
+--         headers = {K = V}, max_workers, max_retries, timeout, json = bool, quiet = bool,
 --         stream = bool, help = bool }
 function cli.parse(args)
   if type(args) ~= "table" then
@@ -319,6 +329,7 @@ function cli.main(args, io_out, io_err, io_in)
       model = opts.model or os.getenv("OWL_MODEL") or cli.DEFAULT_MODELS[provider],
       headers = next(opts.headers) and opts.headers or nil,
       timeout = timeout,
+      max_retries = opts.max_retries,
     }
     secrets = client.secrets
     return owl.run(client, problem, { max_workers = opts.max_workers, on_event = reporter.on_event,

@@ -6,6 +6,7 @@ local core = require("owl.core")
 local errors = require("owl.errors")
 local task = require("owl.task")
 local stream_mod = require("owl.stream")
+local retry = require("owl.retry")
 
 local M = {}
 
@@ -41,7 +42,7 @@ local OPTIONS = {
   provider = "string", base_url = "string", api_key = "string", model = "string",
   headers = "table", timeout = "number", connect_timeout = "number", stall_timeout = "number",
   max_connections = "number", max_response_bytes = "number", ca_file = "string", loop = "userdata",
-  structured = "string",
+  structured = "string", max_retries = "number", max_retry_after = "number",
 }
 
 local default_loop
@@ -69,6 +70,13 @@ end
 
 -- Checked here, when the client is made, so a bad value fails before any
 -- paid call rather than at the first transfer.
+-- max_retries: how many times a failed call is made again (0: never).
+function M.check_retries(who, v, level)
+  if v ~= nil and not (type(v) == "number" and v >= 0 and v <= 100 and v == math.floor(v)) then
+    error(who .. ": option 'max_retries' must be an integer from 0 to 100, got " .. tostring(v), level + 1)
+  end
+end
+
 local function positive(name, v)
   if v ~= nil and not (v > 0 and v <= MAX_SECONDS) then
     error("owl.client: option '" .. name .. "' must be a number of seconds above 0 and at most "
@@ -93,7 +101,7 @@ end
 
 -- owl.client{ provider, base_url, api_key, model, headers, timeout,
 -- connect_timeout, stall_timeout, max_connections, max_response_bytes,
--- ca_file, loop, structured }
+-- ca_file, loop, structured, max_retries, max_retry_after }
 function M.new(opts)
   opts = check_options(opts)
   local pname = opts.provider or "openai"
@@ -109,6 +117,12 @@ function M.new(opts)
   local maxc = opts.max_connections
   if maxc ~= nil and not (maxc >= 1 and maxc <= 1e9 and maxc == math.floor(maxc)) then
     error("owl.client: option 'max_connections' must be an integer from 1 to 1000000000, got " .. tostring(maxc), 2)
+  end
+  M.check_retries("owl.client", opts.max_retries, 2)
+  local mra = opts.max_retry_after
+  if mra ~= nil and not (mra >= 0 and mra <= MAX_SECONDS) then
+    error("owl.client: option 'max_retry_after' must be a number of seconds from 0 to "
+      .. string.format("%.0f", MAX_SECONDS) .. ", got " .. tostring(mra), 2)
   end
   local base_url = opts.base_url or os.getenv(pinfo.url_env)
   if base_url == nil or base_url == "" then base_url = pinfo.url end
@@ -148,6 +162,8 @@ function M.new(opts)
     stall_timeout = opts.stall_timeout or DEFAULT_STALL_TIMEOUT,
     max_response_bytes = max_bytes or DEFAULT_MAX_RESPONSE_BYTES,
     ca_file = opts.ca_file,
+    max_retries = opts.max_retries or retry.DEFAULT_MAX_RETRIES,
+    max_retry_after = mra or retry.DEFAULT_MAX_RETRY_AFTER,
     own_loop = own_loop, -- nil: the default loop, looked up at each call
     -- max_connections: a cap in Lua over whichever loop the calls run on
     -- (a private capped loop would be one a host's driver never turns)
@@ -174,9 +190,13 @@ end
 -- answers, which a provider may need to read it). Every error passes
 -- errors.scrub here, whatever field a server put a key in.
 function Client:read(t, request)
-  local kind, message = t:failure()
+  local kind, message, limit = t:failure()
   if kind then
     local err = errors.from_failure(kind, message, self.secrets)
+    -- what the retry policy reads: the exchange failed below HTTP, and
+    -- whether at one of owl's own caps (a retry would pass it again)
+    err.transport = true
+    if limit then err.limit = true end
     -- a failure after the status line (a body over max_response_bytes, a
     -- reset mid-body) keeps the status: a 500 stays a 500
     local status = t:status()
@@ -203,43 +223,88 @@ end
 function Client:chat(request)
   if getmetatable(self) ~= Client then error("owl.client: use client:chat(request), not client.chat", 2) end
   if type(request) ~= "table" then error("owl.client: chat needs a request table, got " .. type(request), 2) end
-  local on_delta = request.on_delta
+  local on_delta, max_retries = request.on_delta, request.max_retries
   if on_delta ~= nil then
     if type(on_delta) ~= "function" then
       error("owl.client: on_delta must be a function, got " .. type(on_delta), 2)
     end
     if not request.stream then error("owl.client: on_delta needs stream = true", 2) end
-    -- a function is not part of the request the server sees
+  end
+  M.check_retries("owl.client: chat", max_retries, 2)
+  if on_delta ~= nil or max_retries ~= nil then
+    -- owl's own fields are not part of the request the server sees
     local copy = {}
     for k, v in pairs(request) do copy[k] = v end
-    copy.on_delta = nil
+    copy.on_delta, copy.max_retries = nil, nil
     request = copy
   end
   local spec = self.provider.build(self, request)
   return self:call(function(loop) return loop:request(spec) end, nil, request,
-    request.stream and { on_delta = on_delta } or nil)
+    request.stream and { on_delta = on_delta } or nil, max_retries)
 end
 
--- client:call(start [, loop [, request [, stream]]]) -> response, or nil
--- and an error: start(loop) makes one transfer once the client has a free
--- connection slot (max_connections), and the slot is held until the
--- transfer is read. request: the neutral request the transfer carries, for
--- the reader. stream = { on_delta = fn or nil }: the transfer was built
--- streaming (spec.sse) and is read as it arrives (owl.stream).
-function Client:call(start, loop, request, stream)
-  loop = loop or self:get_loop()
-  local function run()
-    local t = start(loop)
-    if stream then return stream_mod.read(self, t, loop, stream.on_delta, request) end
-    return self:finish(t, loop, request)
+local function cancelled()
+  return errors.new("cancelled", "the task was cancelled")
+end
+
+-- One attempt: start(loop) makes the transfer once the client has a free
+-- connection slot (max_connections); the slot is held until it is read.
+function Client:attempt(start, loop, request, stream, on_delta)
+  if self.slots and not self.slots:acquire() then return nil, cancelled() end
+  local t = start(loop)
+  local res, err
+  if stream then
+    res, err = stream_mod.read(self, t, loop, on_delta, request)
+  else
+    res, err = self:finish(t, loop, request)
   end
-  if not self.slots then return run() end
-  if not self.slots:acquire() then
-    return nil, errors.new("cancelled", "the task was cancelled")
-  end
-  local res, err = run()
-  self.slots:release()
+  if self.slots then self.slots:release() end
   return res, err
+end
+
+-- client:call(start [, loop [, request [, stream [, max_retries]]]]) ->
+-- response, or nil and an error: start(loop) makes one transfer, and is
+-- called again for each retry (owl.retry's policy, at most max_retries
+-- times, the client's by default); the wait between is owl.sleep, with no
+-- connection slot held, and cancelling the task ends it. request: the
+-- neutral request the transfer carries, for the reader. stream = {
+-- on_delta = fn or nil }: the transfer was built streaming (spec.sse) and
+-- is read as it arrives (owl.stream); once a delta has reached on_delta, or
+-- text has arrived, a failure is final (it carries err.partial_text). The
+-- response, and the error, record their `attempts`.
+function Client:call(start, loop, request, stream, max_retries)
+  loop = loop or self:get_loop()
+  max_retries = max_retries or self.max_retries
+  local delivered = false
+  local on_delta = stream and stream.on_delta
+  if on_delta then
+    local inner = on_delta
+    on_delta = function(d)
+      delivered = true
+      return inner(d)
+    end
+  end
+  local attempts = 0
+  while true do
+    attempts = attempts + 1
+    local res, err = self:attempt(start, loop, request, stream, on_delta)
+    if res then
+      res.attempts = attempts
+      return res
+    end
+    err.attempts = attempts
+    local wait
+    if attempts <= max_retries and not delivered and not err.partial_text then
+      wait = retry.decide(err, attempts - 1, self.max_retry_after)
+    end
+    if wait == nil then return nil, err end
+    task.sleep(wait)
+    local me = task.current()
+    if me and me.cancelled then
+      return nil, errors.new("cancelled", "the task was cancelled while waiting to retry (" .. tostring(err) .. ")",
+        { attempts = attempts, cause = err })
+    end
+  end
 end
 
 return M

@@ -17,7 +17,7 @@
 // LLM endpoints: POST /v1/chat/completions and /chat/completions (OpenAI),
 // POST /v1/messages (Anthropic); any other path is logged and gets a 404.
 // Per-request headers: x-mock-subtasks (plan size, default 3),
-// x-mock-latency-ms, x-mock-fault (429 500 reset truncate malformed empty
+// x-mock-latency-ms, x-mock-fault (429 500 reset reset_early truncate malformed empty
 // drip hang redirect), x-mock-retry-after, x-mock-drip-ms, x-mock-location,
 // x-mock-status and x-mock-body, x-mock-replay (a fixture path, or a bare
 // name looked up in --fixtures), x-mock-split (byte offsets where the body
@@ -359,7 +359,7 @@ async function replayReply(provider, p) {
 // fields as a whole, and any field it leaves out falls back to the header's
 // timing fields (latency, drip) and parameters (retry-after, location,
 // subtasks).
-const FAULTS = new Set(['429', '500', 'reset', 'truncate', 'malformed', 'empty', 'drip', 'hang', 'redirect']);
+const FAULTS = new Set(['429', '500', 'reset', 'reset_early', 'truncate', 'malformed', 'empty', 'drip', 'hang', 'redirect']);
 
 function headerDirective(h) {
   const num = (v) => (v === undefined ? undefined : Number(v));
@@ -491,6 +491,10 @@ function deliver(res, reply, d) {
   switch (d.fault) {
     case 'hang':
       return; // the request stays in flight until the client gives up
+    case 'reset_early':
+      // before any response byte: the client sees the connection reset
+      // with no status line at all
+      return resetSocket(res.socket);
     case 'reset': {
       writeHead(res, reply, !reply.chunks);
       res.flushHeaders();

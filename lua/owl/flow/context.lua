@@ -94,7 +94,8 @@ function Context:call(role, who, request, start, on_delta)
   local loop = self.loop
   -- deltas are only worth a call per piece when someone listens
   local stream = self.opts.stream and { on_delta = self.opts.on_event and on_delta or nil } or nil
-  local res, err = self.client:call(function() return start(loop) end, loop, request, stream)
+  local res, err = self.client:call(function() return start(loop) end, loop, request, stream,
+    self.opts.max_retries)
   self:count(role, res)
   if res then err = self:unusable(res, who) end
   if err then return nil, err end

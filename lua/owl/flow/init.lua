@@ -23,7 +23,7 @@ M.plan_schema = plan_stage.schema
 
 local OPTIONS = { prompts = "table", schema = "table", models = "table", model = "string",
                   max_workers = "number", max_subtasks = "number", max_total_response_bytes = "number",
-                  on_event = "function", stream = "boolean" }
+                  on_event = "function", stream = "boolean", max_retries = "number" }
 
 -- A plan is a model's answer: without a bound, one runaway plan of ten
 -- thousand subtasks is ten thousand paid calls. A run that wants more says so.
@@ -58,6 +58,7 @@ local function check_options(opts)
   if opts.max_subtasks ~= nil and not is_count(opts.max_subtasks, 1e6) then
     error("owl.run: option 'max_subtasks' must be an integer from 1 to 1000000, got " .. tostring(opts.max_subtasks), 3)
   end
+  client_mod.check_retries("owl.run", opts.max_retries, 3)
   local total = opts.max_total_response_bytes
   if total ~= nil and not is_count(total, 2^53 - 1) then
     error("owl.run: option 'max_total_response_bytes' must be a positive integer, got " .. tostring(total), 3)

@@ -11,6 +11,7 @@
 -- function that takes it.
 local json = require("owl.json")
 local errors = require("owl.errors")
+local retry = require("owl.retry")
 
 local http = {}
 
@@ -198,10 +199,17 @@ local function response_fields(res, status, secrets, request_id_header, decoded)
     request_id = decoded.request_id
   end
   if request_id then fields.request_id = errors.redact_prefix(request_id, secrets, errors.MAX_FIELD) end
-  local retry_after = res:header("retry-after")
-  if retry_after then
-    fields.retry_after = tonumber(retry_after) or errors.redact_prefix(retry_after, secrets, errors.MAX_FIELD)
+  -- the wait the server asks for, in seconds (retry-after-ms, retry-after
+  -- in seconds or as a date), kept as the redacted text when unreadable
+  local header = function(name) return res:header(name) end
+  local wait = retry.retry_after(header)
+  if wait then
+    fields.retry_after = wait
+  else
+    local raw = res:header("retry-after")
+    if raw then fields.retry_after = errors.redact_prefix(raw, secrets, errors.MAX_FIELD) end
   end
+  fields.should_retry = retry.should_retry(header)
   return fields
 end
 
