@@ -51,6 +51,7 @@ build = {
     ["owl.flow.workers"] = "lua/owl/flow/workers.lua",
     ["owl.json"] = "lua/owl/json.lua",
     ["owl.prompts"] = "lua/owl/prompts.lua",
+    ["owl.ratelimit"] = "lua/owl/ratelimit.lua",
     ["owl.retry"] = "lua/owl/retry.lua",
     ["owl.schema"] = "lua/owl/schema.lua",
     ["owl.sse"] = "lua/owl/sse.lua",

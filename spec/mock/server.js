@@ -22,7 +22,9 @@
 // x-mock-status and x-mock-body, x-mock-replay (a fixture path, or a bare
 // name looked up in --fixtures), x-mock-split (byte offsets where the body
 // is cut into separate writes), x-mock-barrier and
-// x-mock-barrier-timeout-ms (default 10000).
+// x-mock-barrier-timeout-ms (default 10000), x-mock-rpm (a requests-per-minute
+// limit enforced at the second's grain: past it, 429s counted in
+// stats().rate_limited).
 //
 // Control endpoints (never counted or logged as LLM requests):
 //   GET  /healthz                  "ok"
@@ -93,6 +95,8 @@ const USAGE_OUT = 5;
 
 const state = {
   total: 0,
+  rateLimited: 0,    // 429s the x-mock-rpm limiter sent
+  rateBucket: null,
   paths: Object.create(null),
   inFlight: 0,
   maxInFlight: 0,
@@ -606,6 +610,23 @@ function orderedLog() {
   return state.log.slice(state.logStart).concat(state.log.slice(0, state.logStart));
 }
 
+// x-mock-rpm: a per-minute request limit enforced as providers do, at the
+// second's grain: a bucket that holds a second's worth (rpm / 60) and
+// refills continuously. A client that sends a minute's worth at once gets
+// 429s even under the minute's count.
+function takeRateToken(rpm) {
+  const now = Date.now() / 1000;
+  const perSecond = rpm / 60;
+  const capacity = Math.max(1, perSecond);
+  let b = state.rateBucket;
+  if (!b || b.rpm !== rpm) b = state.rateBucket = { rpm, tokens: capacity, at: now };
+  b.tokens = Math.min(capacity, b.tokens + (now - b.at) * perSecond);
+  b.at = now;
+  if (b.tokens < 1) return false;
+  b.tokens -= 1;
+  return true;
+}
+
 function handleLLM(req, res, pathOnly, provider) {
   state.total += 1;
   // Lets a spec prove connection reuse: N calls over one kept-alive
@@ -641,6 +662,12 @@ function handleLLM(req, res, pathOnly, provider) {
     if (state.script.length > 0) d = scriptDirective(state.script.shift(), d);
     if (d.fault !== undefined && !FAULTS.has(d.fault)) {
       return deliver(res, errorReply(provider, 400, `mock: unknown fault "${d.fault}"`, 'invalid'), {});
+    }
+    const rpm = Number(h['x-mock-rpm']);
+    if (h['x-mock-rpm'] !== undefined && Number.isFinite(rpm) && rpm > 0 && !takeRateToken(rpm)) {
+      state.rateLimited += 1;
+      return deliver(res, errorReply(provider, 429, `Rate limit reached: ${rpm} requests per minute (mock).`,
+        'rate_limit', { 'retry-after': '1' }), {});
     }
 
     const answer = () => {
@@ -694,6 +721,7 @@ function statsObject(withLog) {
   const o = {
     pid: process.pid,
     total: state.total,
+    rate_limited: state.rateLimited,
     paths: Object.assign({}, state.paths),
     in_flight: state.inFlight,
     max_in_flight: state.maxInFlight,
@@ -710,6 +738,8 @@ function statsObject(withLog) {
 function reset() {
   barrierFailAll('mock barrier: reset while this request was held');
   state.total = 0;
+  state.rateLimited = 0;
+  state.rateBucket = null;
   state.paths = Object.create(null);
   state.maxInFlight = state.inFlight;
   state.maxConnections = state.connections;
