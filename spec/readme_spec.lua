@@ -15,7 +15,8 @@
 --                an example writes lands there; bin/owl runs under the Lua
 --                running the spec).
 --   ```sh setup  machine setup that a test cannot run as written (it installs
---                packages or owl itself, or runs the whole suite): not run.
+--                packages or owl itself, or runs the whole suite): only
+--                parsed (sh -n) and checked for URLs past loopback.
 --   ```text      what a program shows, not code: not run. With an
 --                `<!-- output: stdout -->` (or `stderr`, or `terminal`) just
 --                above it, the nearest runnable block above is run and must
@@ -41,8 +42,9 @@
 -- Directives: an HTML comment on the lines just above a fence, invisible
 -- in the rendered README:
 --   <!-- mock: [ {"fault": "500"}, {} ] -->   the replies the mock gives the
---       block's requests, in order (entries as Server:script takes them, see
---       spec/support/mock.lua); the block must use all of them
+--       block's first requests, in order (entries as Server:script takes
+--       them, see spec/support/mock.lua; {"replies": [...]} works too);
+--       the block must use all of them, later requests get the default
 --   <!-- output: stdout -->   on a ```text block: see above
 -- A comment that looks like a directive but is not one fails the spec.
 --
@@ -165,6 +167,17 @@ describe("README.md examples", function()
           if prints(block) then assert.is_true(r.out:find("%S") ~= nil, where(block) .. " printed nothing") end
         end
       end)
+    elseif k == "setup" then
+      it("parses " .. name, function()
+        assert.are.same({}, example.outside_loopback(block.text), where(block) .. " names a URL outside loopback")
+        local path = os.tmpname()
+        local f = assert(io.open(path, "wb"))
+        f:write(block.text)
+        f:close()
+        local ok, _, out = mock.run("sh -n " .. mock.shell_quote(path))
+        os.remove(path)
+        assert.is_true(ok, where(block) .. " is not valid sh: " .. out)
+      end)
     elseif k == "shown" and block.directive and block.directive.output then
       local source = last_runnable
       it("shows what it prints: " .. name, function()
@@ -236,6 +249,8 @@ describe("the README harness", function()
       .. "<!-- mokc: [] -->\n```lua\n```\n<!-- mock: [ -->\n```sh\n```\n<!-- a plain comment -->\n```text\n```\n")
     assert.are.equal(4, #b)
     assert.are.same({ mock = { { fault = "500" } } }, b[1].directive)
+    local wrapped = readme.blocks('<!-- mock: {"replies": [{"status": 429}, {}]} -->\n```lua\n```\n')
+    assert.are.same({ mock = { { status = 429 }, {} } }, wrapped[1].directive)
     assert.are.equal("H", b[1].heading)
     assert.are.equal(4, b[1].line)
     assert.are.equal("x()\n", b[1].text)

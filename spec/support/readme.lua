@@ -38,7 +38,13 @@ local function parse_directive(body)
   local decoded, err = mock.json_decode(value, true)
   if decoded == nil then return nil, "directive '" .. name .. "' is not JSON: " .. tostring(err) end
   if type(decoded) ~= want then return nil, "directive '" .. name .. "' wants a JSON array or object" end
-  return { [name] = decoded }
+  -- mock: the replies as a list, written either bare or as the body of
+  -- POST /_mock/script ({"replies": [...]})
+  local replies = decoded.replies or decoded
+  if type(replies) ~= "table" or #replies == 0 then
+    return nil, "directive 'mock' wants [reply, ...] or {\"replies\": [reply, ...]}"
+  end
+  return { [name] = replies }
 end
 
 -- The HTML comment that ends on line i - 1 or above (over blank lines), as
