@@ -227,9 +227,11 @@ describe("the README harness", function()
         .. 'local res, err = c:chat{ messages = { { role = "user", content = "hi" } } }\n'
         .. "assert(res, tostring(err))\n" })
       assert.are_not.equal(0, r.code)
+      -- at least one attempt (a client that retries a refused connection
+      -- makes more), each to the public host
       local tried = escapes(server:requests())
-      assert.are.equal(1, #tried, report(r))
-      assert.truthy(tried[1]:find("api.openai.com", 1, true), tried[1])
+      assert.is_true(#tried >= 1, report(r))
+      for _, t in ipairs(tried) do assert.truthy(t:find("api.openai.com", 1, true), t) end
     end)
   end
 
