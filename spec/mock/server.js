@@ -16,6 +16,7 @@
 //
 // LLM endpoints: POST /v1/chat/completions and /chat/completions (OpenAI),
 // POST /v1/messages (Anthropic); any other path is logged and gets a 404.
+// A CONNECT (this server used as a proxy) is logged and refused with 403.
 // Per-request headers: x-mock-subtasks (plan size, default 3),
 // x-mock-latency-ms, x-mock-fault (429 500 reset reset_early truncate malformed empty
 // drip hang redirect), x-mock-retry-after, x-mock-drip-ms, x-mock-location,
@@ -829,6 +830,17 @@ function tune(server) {
     state.connections += 1;
     if (state.connections > state.maxConnections) state.maxConnections = state.connections;
     sock.on('close', () => { state.connections -= 1; });
+  });
+  // A client told to use this server as its HTTP proxy (the README spec
+  // does, so that no example reaches a host past loopback unseen) asks for
+  // a tunnel with CONNECT host:port: logged, counted and refused. A plain
+  // http:// request through a proxy arrives with an absolute URL and is
+  // logged as any unknown path is.
+  server.on('connect', (req, sock) => {
+    state.total += 1;
+    logRequest(req, req.url, Buffer.alloc(0));
+    sock.on('error', () => {});
+    sock.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
   });
   server.on('clientError', (err, sock) => {
     if (sock.writable && !sock.destroyed && err.code !== 'ECONNRESET') {
