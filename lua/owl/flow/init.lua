@@ -135,6 +135,14 @@ function M.work(ctx, plan, subtasks)
   return outputs
 end
 
+-- owl.flow.worker(ctx, subtask, job) -> text, or nil and an error: what a
+-- worker does when opts.worker does not replace it (one model call with
+-- job.request), for a worker function that handles some subtasks itself.
+function M.worker(ctx, _, job)
+  local text, err = workers_stage.call(ctx, job)
+  return text, err
+end
+
 -- owl.flow.replan(ctx, plan, round) -> {done, subtasks}, or nil and an
 -- error: the orchestrator's verdict on every result so far.
 function M.replan(ctx, plan, round)
