@@ -99,6 +99,13 @@ for _, provider in ipairs(F.providers) do
       assert.truthy(#rp.user < 2000)
     end)
 
+    it("raises before any call for a plan schema without subtasks", function()
+      local c = F.client(server, provider)
+      assert.has_error(function() owl.run(c, "p", { replan = true, schema = { type = "object" } }) end,
+        "owl.run: replan needs a plan schema with a 'subtasks' property")
+      assert.equal(0, server:stats().total)
+    end)
+
     it("refuses an answer that fails its schema, keeping the round's outputs", function()
       local c = F.client(server, provider, { ["x-mock-subtasks"] = "2" })
       server:script{ {}, {}, {}, { json = json.encode({ subtasks = json.array({}) }) } }

@@ -182,6 +182,9 @@ end
 function M.run(client, problem, opts)
   local ctx = new_context(client, problem, opts, 3)
   opts = ctx.opts
+  if opts.replan then -- a plan schema re-planning cannot use raises before any call
+    ctx.replan_schema = replan_stage.schema_for(json_schema_of(opts.schema or M.plan_schema))
+  end
   local plan, err = M.plan(ctx)
   if not plan then return nil, err end
   ctx:event("plan", { objective = plan.objective, subtasks = plan.subtasks })

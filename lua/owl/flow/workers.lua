@@ -54,7 +54,11 @@ end
 function M.call(ctx, job)
   local client = ctx.client
   local body = client.provider.body(client, job.request)
-  local shared = job.shared()
+  local shared = job.shared and job.shared()
+  if not shared then -- a job made by hand: a spec of its own
+    shared = ctx:spec_of(job.request)
+    shared.body = nil
+  end
   local res, err = ctx:call("workers", "the worker", job.request,
     function(loop) return core.work(loop, shared, { body })[1] end, job.on_delta)
   if err then return nil, err, res end
