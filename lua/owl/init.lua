@@ -31,6 +31,10 @@ local owl = {
   prompts = require("owl.prompts"),
   errors = require("owl.errors"),
   plan_schema = flow.plan_schema,
+  -- the stages of owl.run, for flows of one's own: flow.context, flow.plan,
+  -- flow.work, flow.replan, flow.aggregate, flow.plan_schema,
+  -- flow.dag_plan_schema
+  flow = flow,
 }
 
 return owl

@@ -25,7 +25,11 @@
 // is cut into separate writes), x-mock-barrier and
 // x-mock-barrier-timeout-ms (default 10000), x-mock-rpm (a requests-per-minute
 // limit enforced at the second's grain: past it, 429s counted in
-// stats().rate_limited).
+// stats().rate_limited), x-mock-reply-bytes (a text answer, fences
+// included, cut or padded to this many bytes).
+//
+// A structured request gets the canned plan fitted to its schema (see
+// fitToSchema); any other gets its last user text echoed in a fence.
 //
 // Control endpoints (never counted or logged as LLM requests):
 //   GET  /healthz                  "ok"
@@ -33,6 +37,13 @@
 //   GET  /_mock/requests[?last=N]  the request log alone (a JSON array)
 //   POST /_mock/reset              counters, maxima, script, barrier, log
 //   POST /_mock/script             {"replies": [entry, ...]}: queued replies
+//
+// A script entry may give a whole HTTP reply (status, body, headers, fault,
+// replay), or only what the model says, wrapped in the shape of the
+// provider asked, streamed or not: "text" (an answer) or "json" (a
+// structured answer: a plan, {done, subtasks}); and the header parameters
+// as latency_ms, drip_ms, split, retry_after, location, subtasks,
+// reply_bytes.
 'use strict';
 
 const http = require('node:http');
@@ -218,24 +229,84 @@ function pieces(text) {
 function structuredOutput(provider, body) {
   if (provider === 'openai') {
     const rf = body.response_format;
-    return { structured: !!(rf && rf.type === 'json_schema'), tool: null };
+    const structured = !!(rf && rf.type === 'json_schema');
+    return { structured, tool: null, schema: structured && rf.json_schema ? rf.json_schema.schema : null };
   }
   const tc = body.tool_choice;
   if (tc && (tc.type === 'tool' || tc.type === 'any')) {
     const tools = Array.isArray(body.tools) ? body.tools : [];
     const tool = tc.type === 'tool' ? tc.name : (tools[0] && tools[0].name);
-    return { structured: true, tool: typeof tool === 'string' ? tool : 'plan' };
+    const def = tools.find((t) => t && t.name === tool);
+    return { structured: true, tool: typeof tool === 'string' ? tool : 'plan', schema: def ? def.input_schema : null };
   }
   const oc = body.output_config;
-  return { structured: !!(oc && oc.format), tool: null };
+  return { structured: !!(oc && oc.format), tool: null, schema: oc && oc.format ? oc.format.schema : null };
+}
+
+// The canned plan made to fit the request's schema, so that any structured
+// request gets an answer that validates: properties the schema lacks are
+// dropped, required ones the plan lacks get a value of their type (a
+// enum's first value, a boolean true, a string "mock", a number 0, an
+// empty array or object, else null),
+// arrays fit item by item. A plan schema with depends_on thus gets
+// independent subtasks, and {done, subtasks} gets done = true.
+function fitToSchema(value, schema) {
+  if (!schema || typeof schema !== 'object') return value;
+  if (Array.isArray(value)) return schema.items ? value.map((v) => fitToSchema(v, schema.items)) : value;
+  if (value === null || typeof value !== 'object' || !schema.properties) return value;
+  const out = {};
+  for (const [k, sub] of Object.entries(schema.properties)) {
+    if (k in value) out[k] = fitToSchema(value[k], sub);
+    else if (Array.isArray(schema.required) && schema.required.includes(k)) out[k] = emptyOf(sub);
+  }
+  return out;
+}
+
+function emptyOf(schema) {
+  if (schema && Array.isArray(schema.enum) && schema.enum.length > 0) return schema.enum[0];
+  const t = Array.isArray(schema && schema.type) ? schema.type[0] : schema && schema.type;
+  switch (t) {
+    case 'boolean': return true;
+    case 'string': return 'mock';
+    case 'number': case 'integer': return 0;
+    case 'array': return [];
+    case 'object': return fitToSchema({}, schema);
+    default: return null;
+  }
+}
+
+// A text of exactly n bytes (when n is a byte count): text cut on a
+// character boundary, or padded with a repeated filler line.
+function sized(text, n) {
+  if (!Number.isInteger(n) || n < 0) return text;
+  let buf = Buffer.from(text, 'utf8');
+  if (buf.length < n) {
+    const fill = Buffer.from('\n-- mock filler', 'utf8');
+    const parts = [buf];
+    let have = buf.length;
+    while (have < n) { parts.push(fill); have += fill.length; }
+    buf = Buffer.concat(parts);
+  }
+  let cut = n;
+  while (cut > 0 && (buf[cut] & 0xc0) === 0x80) cut -= 1;
+  return buf.subarray(0, cut).toString('utf8');
 }
 
 // What the model "answers": a plan for structured-output requests, else the
 // last user text echoed inside a code fence.
-function modelAnswer(provider, body, headerSubtasks) {
+// A directive's scripted answer (d.text, d.json) wins over both, in the
+// same provider shape; d.replyBytes sizes a text answer's fenced body.
+function modelAnswer(provider, body, d) {
   const so = structuredOutput(provider, body);
+  if (d.json !== undefined) {
+    if (so.structured) return { structured: true, tool: so.tool, plan: d.json };
+    return { structured: false, text: JSON.stringify(d.json) };
+  }
+  if (d.text !== undefined) return { structured: false, text: String(d.text) };
   const text = lastUserText(body.messages);
-  if (so.structured) return { structured: true, tool: so.tool, plan: planObject(subtaskCount(headerSubtasks), text) };
+  if (so.structured) return { structured: true, tool: so.tool, plan: fitToSchema(planObject(subtaskCount(d.subtasks), text), so.schema) };
+  const n = Number(d.replyBytes);
+  if (d.replyBytes !== undefined && Number.isInteger(n) && n >= 8) return { structured: false, text: '```\n' + sized(text, n - 8) + '\n```' };
   return { structured: false, text: '```\n' + text + '\n```' };
 }
 
@@ -380,15 +451,22 @@ function headerDirective(h) {
     headers: undefined,
     replay: h['x-mock-replay'],
     subtasks: h['x-mock-subtasks'],
+    replyBytes: h['x-mock-reply-bytes'],
+    text: undefined,
+    json: undefined,
   };
 }
 
 function scriptDirective(entry, base) {
   const d = Object.assign({}, base);
-  const hasReply = ['status', 'body', 'headers', 'fault', 'replay'].some((k) => entry[k] !== undefined);
+  const hasReply = ['status', 'body', 'headers', 'fault', 'replay', 'text', 'json'].some((k) => entry[k] !== undefined);
   if (hasReply) {
     d.fault = entry.fault; d.status = entry.status; d.replay = entry.replay;
-    d.headers = entry.headers;
+    d.headers = entry.headers; d.text = entry.text; d.json = entry.json;
+    // json may come as JSON text: a Lua harness cannot tell [] from {}
+    if (typeof d.json === 'string') {
+      try { d.json = JSON.parse(d.json); } catch (e) { d.text = d.json; d.json = undefined; }
+    }
     d.body = (entry.body !== undefined && typeof entry.body !== 'string') ? JSON.stringify(entry.body) : entry.body;
   }
   if (entry.latency_ms !== undefined) d.latencyMs = Number(entry.latency_ms);
@@ -397,6 +475,7 @@ function scriptDirective(entry, base) {
   if (entry.retry_after !== undefined) d.retryAfter = String(entry.retry_after);
   if (entry.location !== undefined) d.location = entry.location;
   if (entry.subtasks !== undefined) d.subtasks = String(entry.subtasks);
+  if (entry.reply_bytes !== undefined) d.replyBytes = String(entry.reply_bytes);
   return d;
 }
 
@@ -437,7 +516,7 @@ function defaultReply(provider, parsed, d) {
   if (parsed === undefined) {
     return errorReply(provider, 400, 'We could not parse the JSON body of your request. (mock)', 'invalid');
   }
-  const answer = modelAnswer(provider, parsed, d.subtasks);
+  const answer = modelAnswer(provider, parsed, d);
   return provider === 'openai' ? openaiReply(parsed, answer) : anthropicReply(parsed, answer);
 }
 
