@@ -16,6 +16,7 @@ local context = require("owl.flow.context")
 local plan_stage = require("owl.flow.plan")
 local workers_stage = require("owl.flow.workers")
 local aggregate_stage = require("owl.flow.aggregate")
+local worker_call = require("owl.flow.worker_call")
 
 local M = {}
 
@@ -23,7 +24,9 @@ M.plan_schema = plan_stage.schema
 
 local OPTIONS = { prompts = "table", schema = "table", models = "table", model = "string",
                   max_workers = "number", max_subtasks = "number", max_total_response_bytes = "number",
-                  on_event = "function", stream = "boolean" }
+                  on_event = "function", stream = "boolean",
+                  -- workers with tools (owl.flow.worker_call)
+                  tools = "table", tools_for = "function", max_steps = "number", max_tool_result_bytes = "number" }
 
 -- A plan is a model's answer: without a bound, one runaway plan of ten
 -- thousand subtasks is ten thousand paid calls. A run that wants more says so.
@@ -62,6 +65,7 @@ local function check_options(opts)
   if total ~= nil and not is_count(total, 2^53 - 1) then
     error("owl.run: option 'max_total_response_bytes' must be a positive integer, got " .. tostring(total), 3)
   end
+  worker_call.check_options(opts, 3)
   return opts
 end
 

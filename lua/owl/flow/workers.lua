@@ -6,6 +6,7 @@ local json = require("owl.json")
 local errors = require("owl.errors")
 local text = require("owl.text")
 local task = require("owl.task")
+local worker_call = require("owl.flow.worker_call")
 
 local M = {}
 
@@ -61,12 +62,19 @@ function M.run(ctx, plan)
       local started = ctx:seconds()
       ctx:event("worker_start", { index = i, name = st.name })
       local deltas = 0
-      local res, err = ctx:call("workers", "the worker", requests[i],
-        function(loop) return core.work(loop, shared, { bodies[i] })[1] end,
-        function(delta)
-          deltas = deltas + 1
-          ctx:event("worker_delta", { index = i, name = st.name, delta = delta, deltas = deltas })
-        end)
+      local function on_delta(delta)
+        deltas = deltas + 1
+        ctx:event("worker_delta", { index = i, name = st.name, delta = delta, deltas = deltas })
+      end
+      -- a worker with tools runs the tool loop (owl.flow.worker_call)
+      local tools, err = worker_call.tools(ctx, st)
+      local res
+      if tools then
+        res, err = worker_call.run(ctx, i, st, requests[i], tools, on_delta)
+      elseif not err then
+        res, err = ctx:call("workers", "the worker", requests[i],
+          function(loop) return core.work(loop, shared, { bodies[i] })[1] end, on_delta)
+      end
       window:release()
       local usage = res and res.usage or nil
       if err then
