@@ -279,6 +279,37 @@ describe("owl.agent", function()
           assert.equal(r.content, wire_results(bodies()[2])[1].content)
         end)
 
+        it("sends a table result as JSON, repairs text that is not UTF-8, and refuses a function", function()
+          local kinds = owl.tool{ name = "kinds", description = "Returns a kind of value.",
+            parameters = S.object{ { "kind", S.enum{ "table", "bytes", "fn" } } },
+            handler = function(args)
+              if args.kind == "table" then return { n = 1 } end
+              if args.kind == "bytes" then return "a\255b" end
+              return print
+            end }
+          server:script{
+            { tool_calls = { { name = "kinds", arguments = { kind = "table" } }, { name = "kinds", arguments = { kind = "bytes" } },
+                             { name = "kinds", arguments = { kind = "fn" } } } },
+            { text = "ok" },
+          }
+          local res = assert(owl.agent(client(), request("Kinds."), { tools = { kinds } }))
+          local r = res.steps[1].results
+          assert.same({ '{"n":1}', false }, { r[1].content, r[1].is_error })
+          assert.same({ "a\239\191\189b", false }, { r[2].content, r[2].is_error })
+          assert.is_true(r[3].is_error)
+          assert.matches("^the tool returned a function", r[3].content)
+          assert.equal('{"n":1}', wire_results(bodies()[2])[1].content)
+        end)
+
+        it("with max_steps = 0 makes the one call with tools disabled", function()
+          server:script{ { text = "No tools for me." } }
+          local res = assert(owl.agent(client(), request("Hi."), { tools = { add }, max_steps = 0 }))
+          assert.is_true(res.max_steps_reached)
+          assert.equal(1, #res.steps)
+          local tc = bodies()[1].tool_choice
+          assert.is_true(tc == "none" or (type(tc) == "table" and tc.type == "none"))
+        end)
+
         it("returns a failed model call as nil, err with the steps so far in err.partial", function()
           server:script{ { tool_calls = { { id = "e1", name = "add", arguments = { a = 5, b = 5 } } } }, { fault = "500" } }
           local res, err = owl.agent(client(), request("Add."), { tools = { add } })
