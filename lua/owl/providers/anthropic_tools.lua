@@ -72,9 +72,15 @@ function M.messages(messages)
   return out
 end
 
--- M.tools(tools) -> the request's tools in Anthropic's shape.
+-- M.tools(tools) -> the request's tools in Anthropic's shape (the list
+-- itself when it holds no owl.tool).
 function M.tools(tools)
   if type(tools) ~= "table" then return tools end
+  local any = false
+  for _, t in ipairs(tools) do
+    if tool.is_tool(t) then any = true end
+  end
+  if not any then return tools end -- the request's own, as they are
   local out = json.array({})
   for i, t in ipairs(tools) do
     if tool.is_tool(t) then
