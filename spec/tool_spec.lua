@@ -130,6 +130,33 @@ describe("the neutral tool transcript on the wire", function()
     assert.is_nil(body.messages[3].content[1].content) -- an empty result: no empty text
   end)
 
+  it("Anthropic: a turn's signed thinking blocks go back before its text and tool_use (from the kept raw answer)",
+    function()
+    local raw = { type = "message", content = {
+      { type = "thinking", thinking = "Add them.", signature = "sig1" },
+      { type = "redacted_thinking", data = "xyz" },
+      { type = "text", text = "Adding." },
+      { type = "tool_use", id = "c1", name = "add", input = { a = 1 } },
+    } }
+    local turn = { role = "assistant", content = "Adding.", raw = raw,
+                   tool_calls = { { id = "c1", name = "add", arguments = { a = 1 } } } }
+    local msgs = { { role = "user", content = "add" }, turn, { role = "tool", tool_call_id = "c1", content = "1" } }
+    local body = anthropic.body(client("anthropic"), { messages = msgs })
+    local types = {}
+    for i, b in ipairs(body.messages[2].content) do types[i] = b.type end
+    assert.same({ "thinking", "redacted_thinking", "text", "tool_use" }, types)
+    assert.equal("sig1", body.messages[2].content[1].signature)
+    assert.is_nil(body.messages[2].raw)
+    -- OpenAI sends only the fields it knows, never the kept raw answer
+    local o = openai.body(client("openai"), { messages = msgs })
+    assert.same({ "content", "role", "tool_calls" }, (function()
+      local keys = {}
+      for k in pairs(o.messages[2]) do keys[#keys + 1] = k end
+      table.sort(keys)
+      return keys
+    end)())
+  end)
+
   it("Anthropic: tool_choice words become its objects; its own objects pass", function()
     local function choice(c)
       return anthropic.body(client("anthropic"), { messages = { { role = "user", content = "x" } }, tool_choice = c })

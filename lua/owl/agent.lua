@@ -218,7 +218,9 @@ function M.run(client, request, opts)
       -- a call the server sent without an id still needs one to be answered
       if type(tc.id) ~= "string" then tc.id = "owl_call_" .. step .. "_" .. i end
     end
-    messages[#messages + 1] = { role = "assistant", content = res.text, tool_calls = calls }
+    -- raw: the provider's own answer, for what only it can write back
+    -- (Anthropic's signed thinking blocks)
+    messages[#messages + 1] = { role = "assistant", content = res.text, tool_calls = calls, raw = res.raw }
     rec.results = run_calls(client, calls, step, by_name, tools, max_bytes, emit)
     for _, r in ipairs(rec.results) do
       messages[#messages + 1] = { role = "tool", tool_call_id = r.id, name = r.name, content = r.content,

@@ -22,11 +22,24 @@ local function has_tool_messages(messages)
   return false
 end
 
+-- The thinking blocks of the Anthropic message an assistant turn came
+-- from (m.raw, as owl.agent keeps it): with extended thinking, the API
+-- wants them back, signatures intact, before the turn's tool_use blocks.
+local function thinking_blocks(raw, content)
+  if type(raw) ~= "table" or raw.type ~= "message" or type(raw.content) ~= "table" then return end
+  for _, b in ipairs(raw.content) do
+    if type(b) == "table" and (b.type == "thinking" or b.type == "redacted_thinking") then
+      content[#content + 1] = b
+    end
+  end
+end
+
 local function assistant(m)
   local content = json.array({})
+  thinking_blocks(m.raw, content)
   local text = m.content
   if type(text) == "string" and text ~= "" or (type(text) == "table" and #text > 0) then
-    content[1] = { type = "text", text = text }
+    content[#content + 1] = { type = "text", text = text }
   end
   for _, tc in ipairs(m.tool_calls) do
     local input = type(tc) == "table" and tc.arguments or nil

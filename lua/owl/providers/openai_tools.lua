@@ -40,11 +40,10 @@ function M.messages(messages)
   local out = json.array({})
   for i, m in ipairs(messages) do
     if type(m) == "table" and m.role == "assistant" and type(m.tool_calls) == "table" then
-      local w = {}
-      for k, v in pairs(m) do w[k] = v end
-      if #m.tool_calls == 0 then
-        w.tool_calls = nil -- OpenAI refuses an empty list
-      else
+      -- only the fields OpenAI knows: the neutral message may carry more
+      -- (raw, the provider's answer it came from)
+      local w = { role = "assistant", content = m.content, name = m.name }
+      if #m.tool_calls > 0 then -- OpenAI refuses an empty list
         local calls = json.array({})
         for j, tc in ipairs(m.tool_calls) do calls[j] = call_of(tc) end
         w.tool_calls = calls
