@@ -8,11 +8,15 @@
 local client = require("owl.client")
 local task = require("owl.task")
 local flow = require("owl.flow")
+local tool = require("owl.tool")
+local agent = require("owl.agent")
 
 local owl = {
   version = "0.1.0",
   client = client.new,
   run = flow.run,
+  tool = tool.new,
+  agent = agent.run,
   spawn = task.spawn,
   sleep = task.sleep,
   pcall = task.pcall,

@@ -40,10 +40,12 @@
 //
 // A script entry may give a whole HTTP reply (status, body, headers, fault,
 // replay), or only what the model says, wrapped in the shape of the
-// provider asked, streamed or not: "text" (an answer) or "json" (a
-// structured answer: a plan, {done, subtasks}); and the header parameters
-// as latency_ms, drip_ms, split, retry_after, location, subtasks,
-// reply_bytes.
+// provider asked, streamed or not: "text" (an answer), "json" (a
+// structured answer: a plan, {done, subtasks}) or "tool_calls" ([{"id",
+// "name", "arguments"}], arguments an object, or a string sent as the
+// model's raw JSON, valid or not, with "text" beside them or not); and the
+// header parameters as latency_ms, drip_ms, split, retry_after, location,
+// subtasks, reply_bytes.
 'use strict';
 
 const http = require('node:http');
@@ -314,9 +316,26 @@ function sseHeaders() {
   return { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' };
 }
 
+// A scripted answer's tool calls in OpenAI's shape: arguments as the text
+// the model wrote (a string given as it is, so a spec can send bad JSON).
+function openaiCalls(answer) {
+  return (answer.toolCalls || []).map((c) => ({
+    id: c.id || newId('call_'), type: 'function',
+    function: { name: c.name, arguments: typeof c.arguments === 'string' ? c.arguments : JSON.stringify(c.arguments || {}) },
+  }));
+}
+
+function openaiMessage(content, calls) {
+  const m = { role: 'assistant', content: calls.length > 0 && content === '' ? null : content, refusal: null, annotations: [] };
+  if (calls.length > 0) m.tool_calls = calls;
+  return m;
+}
+
 function openaiReply(body, answer) {
   const model = typeof body.model === 'string' ? body.model : 'mock-model';
   const content = answer.structured ? JSON.stringify(answer.plan) : answer.text;
+  const calls = openaiCalls(answer);
+  const finish = calls.length > 0 ? 'tool_calls' : 'stop';
   const id = newId('chatcmpl-');
   const created = Math.floor(Date.now() / 1000);
   const usage = { prompt_tokens: USAGE_IN, completion_tokens: USAGE_OUT, total_tokens: USAGE_IN + USAGE_OUT };
@@ -324,7 +343,7 @@ function openaiReply(body, answer) {
   if (body.stream !== true) {
     return jsonReply(200, {
       id, object: 'chat.completion', created, model,
-      choices: [{ index: 0, message: { role: 'assistant', content, refusal: null, annotations: [] }, logprobs: null, finish_reason: 'stop' }],
+      choices: [{ index: 0, message: openaiMessage(content, calls), logprobs: null, finish_reason: finish }],
       usage, service_tier: 'default', system_fingerprint: 'fp_mock',
     }, extra);
   }
@@ -339,7 +358,14 @@ function openaiReply(body, answer) {
   };
   chunk([{ index: 0, delta: { role: 'assistant', content: '', refusal: null }, logprobs: null, finish_reason: null }]);
   for (const p of pieces(content)) chunk([{ index: 0, delta: { content: p }, logprobs: null, finish_reason: null }]);
-  chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }]);
+  // each call: a first piece with its id and name, then its arguments in pieces
+  calls.forEach((c, i) => {
+    chunk([{ index: 0, delta: { tool_calls: [{ index: i, id: c.id, type: 'function', function: { name: c.function.name, arguments: '' } }] }, logprobs: null, finish_reason: null }]);
+    for (const p of pieces(c.function.arguments)) {
+      chunk([{ index: 0, delta: { tool_calls: [{ index: i, function: { arguments: p } }] }, logprobs: null, finish_reason: null }]);
+    }
+  });
+  chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: finish }]);
   if (withUsage) chunk([], usage);
   events.push('data: [DONE]\n\n');
   return streamReply(events, extra);
@@ -350,14 +376,18 @@ function anthropicReply(body, answer) {
   const id = newId('msg_');
   const extra = { 'request-id': newId('req_') };
   const useTool = answer.structured && answer.tool;
-  const stopReason = useTool ? 'tool_use' : 'end_turn';
   const block = useTool
     ? { type: 'tool_use', id: newId('toolu_'), name: answer.tool, input: answer.plan }
     : { type: 'text', text: answer.structured ? JSON.stringify(answer.plan) : answer.text };
+  // the blocks: the answer's, then a scripted answer's tool calls (its
+  // text block only when it has text)
+  const blocks = (answer.toolCalls && answer.toolCalls.length > 0 && block.text === '') ? [] : [block];
+  for (const c of answer.toolCalls || []) blocks.push(anthropicCall(c));
+  const stopReason = blocks.some((b) => b.type === 'tool_use') ? 'tool_use' : 'end_turn';
   const usage = (out) => ({ input_tokens: USAGE_IN, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: out });
   if (body.stream !== true) {
     return jsonReply(200, {
-      id, type: 'message', role: 'assistant', model, content: [block],
+      id, type: 'message', role: 'assistant', model, content: blocks.map((b) => (b.raw !== undefined ? Object.assign({}, b, { input: b.raw, raw: undefined }) : b)),
       stop_reason: stopReason, stop_sequence: null,
       usage: Object.assign(usage(USAGE_OUT), { service_tier: 'standard' }),
     }, extra);
@@ -370,23 +400,38 @@ function anthropicReply(body, answer) {
     type: 'message_start',
     message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: Object.assign(usage(1), { service_tier: 'standard' }) },
   });
-  if (useTool) {
-    ev('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: block.id, name: block.name, input: {} } });
-    events.push('event: ping\ndata: {"type": "ping"}\n\n');
-    for (const p of pieces(JSON.stringify(answer.plan))) {
-      ev('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: p } });
+  blocks.forEach((b, index) => {
+    if (b.type === 'tool_use') {
+      ev('content_block_start', { type: 'content_block_start', index, content_block: { type: 'tool_use', id: b.id, name: b.name, input: {} } });
+      events.push('event: ping\ndata: {"type": "ping"}\n\n');
+      const raw = b.raw !== undefined ? b.raw : JSON.stringify(b.input);
+      for (const p of pieces(raw)) {
+        ev('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: p } });
+      }
+    } else {
+      ev('content_block_start', { type: 'content_block_start', index, content_block: { type: 'text', text: '' } });
+      events.push('event: ping\ndata: {"type": "ping"}\n\n');
+      for (const p of pieces(b.text)) {
+        ev('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'text_delta', text: p } });
+      }
     }
-  } else {
-    ev('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } });
-    events.push('event: ping\ndata: {"type": "ping"}\n\n');
-    for (const p of pieces(block.text)) {
-      ev('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: p } });
-    }
-  }
-  ev('content_block_stop', { type: 'content_block_stop', index: 0 });
+    ev('content_block_stop', { type: 'content_block_stop', index });
+  });
   ev('message_delta', { type: 'message_delta', delta: { stop_reason: stopReason, stop_sequence: null }, usage: usage(USAGE_OUT) });
   ev('message_stop', { type: 'message_stop' });
   return streamReply(events, extra);
+}
+
+// A scripted tool call as a tool_use block. Arguments given as a string are
+// the JSON the model wrote: parsed for the block's input, or, when they are
+// not JSON, kept as raw (a streamed reply sends them as they are, a whole
+// one sends the string as the input: neither is an object).
+function anthropicCall(c) {
+  const b = { type: 'tool_use', id: c.id || newId('toolu_'), name: c.name, input: c.arguments || {} };
+  if (typeof c.arguments === 'string') {
+    try { b.input = JSON.parse(c.arguments); } catch (e) { b.input = {}; b.raw = c.arguments; }
+  }
+  return b;
 }
 
 // A streamed reply keeps its events apart: delivered normally, each is one
@@ -459,10 +504,11 @@ function headerDirective(h) {
 
 function scriptDirective(entry, base) {
   const d = Object.assign({}, base);
-  const hasReply = ['status', 'body', 'headers', 'fault', 'replay', 'text', 'json'].some((k) => entry[k] !== undefined);
+  const hasReply = ['status', 'body', 'headers', 'fault', 'replay', 'text', 'json', 'tool_calls'].some((k) => entry[k] !== undefined);
   if (hasReply) {
     d.fault = entry.fault; d.status = entry.status; d.replay = entry.replay;
     d.headers = entry.headers; d.text = entry.text; d.json = entry.json;
+    d.toolCalls = Array.isArray(entry.tool_calls) ? entry.tool_calls : undefined;
     // json may come as JSON text: a Lua harness cannot tell [] from {}
     if (typeof d.json === 'string') {
       try { d.json = JSON.parse(d.json); } catch (e) { d.text = d.json; d.json = undefined; }
@@ -516,7 +562,9 @@ function defaultReply(provider, parsed, d) {
   if (parsed === undefined) {
     return errorReply(provider, 400, 'We could not parse the JSON body of your request. (mock)', 'invalid');
   }
-  const answer = modelAnswer(provider, parsed, d);
+  const answer = d.toolCalls
+    ? { structured: false, text: d.text === undefined ? '' : String(d.text), toolCalls: d.toolCalls }
+    : modelAnswer(provider, parsed, d);
   return provider === 'openai' ? openaiReply(parsed, answer) : anthropicReply(parsed, answer);
 }
 

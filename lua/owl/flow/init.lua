@@ -24,6 +24,7 @@ local plan_stage = require("owl.flow.plan")
 local workers_stage = require("owl.flow.workers")
 local replan_stage = require("owl.flow.replan")
 local aggregate_stage = require("owl.flow.aggregate")
+local worker_call = require("owl.flow.worker_call")
 
 local M = {}
 
@@ -35,7 +36,9 @@ local OPTIONS = { prompts = "table", schema = "table", models = "table", model =
                   on_event = "function", stream = "boolean", max_retries = "number",
                   worker = "function",
                   replan = "boolean", max_rounds = "number", replan_bytes = "number",
-                  max_aggregate_tokens = "number" } -- or a table by model name
+                  max_aggregate_tokens = "number", -- or a table by model name
+                  -- workers with tools (owl.flow.worker_call)
+                  tools = "table", tools_for = "function", max_steps = "number", max_tool_result_bytes = "number" }
 
 -- A plan is a model's answer: without a bound, one runaway plan of ten
 -- thousand subtasks is ten thousand paid calls. A run that wants more says so.
@@ -86,6 +89,7 @@ local function check_options(opts)
         .. (type(mat) == "table" and tostring(model) .. " = " or "") .. tostring(v), 4)
     end
   end
+  worker_call.check_options(opts, 4)
   return opts
 end
 

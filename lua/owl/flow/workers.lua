@@ -10,6 +10,7 @@ local text = require("owl.text")
 local task = require("owl.task")
 local dag = require("owl.flow.dag")
 local replan = require("owl.flow.replan")
+local worker_call = require("owl.flow.worker_call")
 
 local M = {}
 
@@ -169,7 +170,19 @@ function M.run(ctx, plan, subtasks)
       end,
     }
     local out, err, res
-    if hook then out, err = call_hook(ctx, hook, st, job) else out, err, res = M.call(ctx, job) end
+    if hook then
+      out, err = call_hook(ctx, hook, st, job)
+    else
+      -- a worker with tools runs the tool loop (owl.flow.worker_call)
+      local tools
+      tools, err = worker_call.tools(ctx, st)
+      if tools then
+        res, err = worker_call.run(ctx, k, st, job.request, tools, job.on_delta)
+        if res then out = text.strip_fences(json.fix_utf8(res.text)) end
+      elseif not err then
+        out, err, res = M.call(ctx, job)
+      end
+    end
     window:release()
     if err then fail(i, err) else outputs[i], all_outputs[k] = out, out end
     ctx:event("worker_done", { index = k, name = st.name, ok = err == nil, err = err,
