@@ -45,7 +45,11 @@
 // "name", "arguments"}], arguments an object, or a string sent as the
 // model's raw JSON, valid or not, with "text" beside them or not); and the
 // header parameters as latency_ms, drip_ms, split, retry_after, location,
-// subtasks, reply_bytes.
+// subtasks, reply_bytes. An entry with "when" (an array of strings) is for
+// a request whose text (every string in its system prompt and messages)
+// holds each of them: a request takes the first queued entry it fits (one
+// without "when" fits any), so concurrent callers, each asking in turn,
+// get their own answers whatever order their requests arrive in.
 'use strict';
 
 const http = require('node:http');
@@ -502,6 +506,29 @@ function headerDirective(h) {
   };
 }
 
+// Every string a request holds in its system prompt and messages (content,
+// tool results, tool call arguments), for a script entry's "when".
+function requestStrings(body) {
+  const out = [];
+  const walk = (v, depth) => {
+    if (typeof v === 'string') out.push(v);
+    else if (v && typeof v === 'object' && depth < 64) for (const k of Object.keys(v)) walk(v[k], depth + 1);
+  };
+  if (body) { walk(body.system, 0); walk(body.messages, 0); }
+  return out.join('\n');
+}
+
+// The index of the first queued entry this request fits, or -1.
+function scriptFor(parsed) {
+  if (state.script.length === 0) return -1;
+  let text = null;
+  return state.script.findIndex((e) => {
+    if (e.when === undefined) return true;
+    if (text === null) text = requestStrings(parsed);
+    return e.when.every((w) => text.includes(w));
+  });
+}
+
 function scriptDirective(entry, base) {
   const d = Object.assign({}, base);
   const hasReply = ['status', 'body', 'headers', 'fault', 'replay', 'text', 'json', 'tool_calls'].some((k) => entry[k] !== undefined);
@@ -787,7 +814,8 @@ function handleLLM(req, res, pathOnly, provider) {
     const h = req.headers;
     let d = headerDirective(h);
     // The script is consumed in arrival order, before any wait.
-    if (state.script.length > 0) d = scriptDirective(state.script.shift(), d);
+    const at = scriptFor(parsed);
+    if (at >= 0) d = scriptDirective(state.script.splice(at, 1)[0], d);
     if (d.fault !== undefined && !FAULTS.has(d.fault)) {
       return deliver(res, errorReply(provider, 400, `mock: unknown fault "${d.fault}"`, 'invalid'), {});
     }
@@ -907,6 +935,9 @@ function handleControl(req, res, pathOnly, query) {
       if (!Array.isArray(replies) || replies.some((e) => !e || typeof e !== 'object' || Array.isArray(e))) {
         return sendJson(res, 400, { error: 'mock script: want {"replies": [ {..}, ... ]}' });
       }
+      const badWhen = replies.find((e) => e.when !== undefined
+        && !(Array.isArray(e.when) && e.when.length > 0 && e.when.every((w) => typeof w === 'string' && w !== '')));
+      if (badWhen) return sendJson(res, 400, { error: 'mock script: "when" must be a non-empty array of non-empty strings' });
       const bad = replies.find((e) => e.fault !== undefined && !FAULTS.has(String(e.fault)));
       if (bad) return sendJson(res, 400, { error: `mock script: unknown fault "${bad.fault}"` });
       for (const e of replies) {
