@@ -11,6 +11,8 @@
 #   make check-mem  the C-facing specs under valgrind and ASan/UBSan
 #   make demo       the orchestrator-workers coding flow (real API with a key,
 #                   owl's mock LLM server without one)
+#   make analysis   the data-analysis example: tools clean a CSV, find trends,
+#                   draw an SVG chart; a Markdown report (mock without a key)
 #   make bench      the ../shared/bench table with owl's peer
 
 LUA_VERSION ?= 5.4
@@ -44,7 +46,7 @@ HDRS := $(wildcard csrc/*.h)
 # luaopen_owl_core.
 OWL_CFLAGS = -fPIC -D_POSIX_C_SOURCE=200809L -I$(LUA_INCDIR) $(CURL_CFLAGS) $(PCRE2_CFLAGS) $(EXTRA_CFLAGS)
 
-.PHONY: all build build-all deps test test-long lint check-mem demo bench clean install
+.PHONY: all build build-all deps test test-long lint check-mem demo analysis bench clean install
 
 all: build
 
@@ -81,6 +83,12 @@ demo:
 	@tools/install-deps demo
 	@$(MAKE) --no-print-directory LUA_VERSION=5.4 build
 	@examples/demo.sh
+
+# OUT=folder keeps the report and chart there (default: a new temporary folder).
+analysis:
+	@tools/install-deps demo
+	@$(MAKE) --no-print-directory LUA_VERSION=5.4 build
+	@examples/analysis.sh $(if $(OUT),'$(OUT)')
 
 bench:
 	@tools/install-deps bench
