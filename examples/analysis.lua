@@ -97,6 +97,7 @@ if mock_url then
   say("its answers are SCRIPTED (examples/analysis/mock_session.json, written by hand), not a model's;")
   say("the tools are real: they read the CSV and write the SVG. Set OPENAI_API_KEY or ANTHROPIC_API_KEY",
     " to use a real model.")
+  if arg[2] then say("note: the scripted session answers for sales.csv, whatever the file given") end
   client = owl.client{ base_url = mock_url, api_key = "mock-key", model = "mock-model" }
 else
   local key = os.getenv("OPENAI_API_KEY")

@@ -6,7 +6,15 @@
 # examples/analysis/mock_session.json loaded, and stopped at the end. It
 # always says which. Arguments go to the example: [output-folder [file.csv]].
 set -u
+caller="$PWD"
 cd "$(dirname "$0")/.."
+# The paths given are the caller's, not the checkout's.
+abs() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$caller" "$1" ;; esac; }
+if [ $# -ge 2 ]; then
+  out="$(abs "$1")"; csv="$(abs "$2")"; shift 2; set -- "$out" "$csv" "$@"
+elif [ $# -eq 1 ]; then
+  set -- "$(abs "$1")"
+fi
 ROOT="$PWD"
 LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;"
 LUA_CPATH="$ROOT/build/5.4/?.so;;"
