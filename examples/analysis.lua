@@ -70,6 +70,8 @@ prompts.worker.system = table.concat({
   "You are a data analyst on a team. You do exactly one subtask of a larger analysis.",
   "Take every number from your tools; never compute or invent one yourself.",
   "When you are done, answer in a few lines of Markdown with the numbers the tools gave.",
+  -- owl strips fences from outputs (made for code): prose around a fence would be lost
+  "Use tables and inline code, never fenced code blocks.",
 }, " ")
 prompts.worker.user = table.concat({
   "Problem:\n{problem}\n",
@@ -81,7 +83,8 @@ prompts.aggregator.system = table.concat({
   "You are the lead analyst. Your analysts each did one subtask and reported their findings.",
   "Write one report for the sales team in Markdown: a title, then data quality, trends and the chart.",
   "Keep their numbers exactly. Link every chart they wrote as a Markdown image, ![title](file.svg),",
-  "with the file name exactly as they reported it. Return only the report.",
+  "with the file name exactly as they reported it. Use tables and inline code, never fenced code blocks.",
+  "Return only the report.",
 }, " ")
 prompts.aggregator.user = table.concat({
   "Problem:\n{problem}\n",

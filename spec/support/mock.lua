@@ -443,7 +443,8 @@ end
 -- Queues replies for the next LLM requests, in order. Each entry may hold
 -- status, headers, body (a string, or a table sent as JSON), fault, replay,
 -- latency_ms, drip_ms, retry_after, location, subtasks; {} is the default
--- reply. Returns how many are queued in all.
+-- reply; when = { strings } keeps an entry for the first request holding
+-- them all (spec/mock/server.js). Returns how many are queued in all.
 function Server:script(replies)
   return self:control("POST", "/_mock/script", { replies = replies }).pending
 end
