@@ -31,6 +31,8 @@ local owl = {
   prompts = require("owl.prompts"),
   errors = require("owl.errors"),
   plan_schema = flow.plan_schema,
+  -- ready-made checks for owl.run's `check` option
+  checks = require("owl.checks"),
 }
 
 return owl

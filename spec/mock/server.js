@@ -22,7 +22,9 @@
 // x-mock-status and x-mock-body, x-mock-replay (a fixture path, or a bare
 // name looked up in --fixtures), x-mock-split (byte offsets where the body
 // is cut into separate writes), x-mock-barrier and
-// x-mock-barrier-timeout-ms (default 10000).
+// x-mock-barrier-timeout-ms (default 10000), x-mock-session (a scripted
+// session in spec/mock/sessions/NAME.js, which answers by what each request
+// holds: see sessions/coding_demo.js, the one `make demo` plays).
 //
 // Control endpoints (never counted or logged as LLM requests):
 //   GET  /healthz                  "ok"
@@ -225,11 +227,36 @@ function structuredOutput(provider, body) {
   return { structured: !!(oc && oc.format), tool: null };
 }
 
+// A scripted session (spec/mock/sessions/NAME.js): { plan, replies: [{
+// when: [strings], text }] }. Loaded once; a bad name is the caller's error.
+const sessions = new Map();
+function loadSession(name) {
+  if (!/^[a-z0-9_]+$/.test(name)) throw new Error(`mock: bad session name "${name}"`);
+  if (!sessions.has(name)) sessions.set(name, require(path.join(__dirname, 'sessions', name + '.js')));
+  return sessions.get(name);
+}
+
+// Every text a request holds: its system prompt and all its messages.
+function requestText(body) {
+  const parts = [textOf(body.system)];
+  for (const m of Array.isArray(body.messages) ? body.messages : []) if (m) parts.push(textOf(m.content));
+  return parts.join('\n');
+}
+
 // What the model "answers": a plan for structured-output requests, else the
-// last user text echoed inside a code fence.
-function modelAnswer(provider, body, headerSubtasks) {
+// last user text echoed inside a code fence. A session answers instead
+// with its plan, and with the first reply whose every `when` string the
+// request holds (the echo when none matches).
+function modelAnswer(provider, body, headerSubtasks, sessionName) {
   const so = structuredOutput(provider, body);
   const text = lastUserText(body.messages);
+  if (sessionName !== undefined) {
+    const session = loadSession(String(sessionName));
+    if (so.structured) return { structured: true, tool: so.tool, plan: session.plan };
+    const all = requestText(body);
+    const reply = session.replies.find((r) => r.when.every((w) => all.includes(w)));
+    if (reply) return { structured: false, text: reply.text };
+  }
   if (so.structured) return { structured: true, tool: so.tool, plan: planObject(subtaskCount(headerSubtasks), text) };
   return { structured: false, text: '```\n' + text + '\n```' };
 }
@@ -375,6 +402,7 @@ function headerDirective(h) {
     headers: undefined,
     replay: h['x-mock-replay'],
     subtasks: h['x-mock-subtasks'],
+    session: h['x-mock-session'],
   };
 }
 
@@ -392,6 +420,7 @@ function scriptDirective(entry, base) {
   if (entry.retry_after !== undefined) d.retryAfter = String(entry.retry_after);
   if (entry.location !== undefined) d.location = entry.location;
   if (entry.subtasks !== undefined) d.subtasks = String(entry.subtasks);
+  if (entry.session !== undefined) d.session = String(entry.session);
   return d;
 }
 
@@ -432,7 +461,12 @@ function defaultReply(provider, parsed, d) {
   if (parsed === undefined) {
     return errorReply(provider, 400, 'We could not parse the JSON body of your request. (mock)', 'invalid');
   }
-  const answer = modelAnswer(provider, parsed, d.subtasks);
+  let answer;
+  try {
+    answer = modelAnswer(provider, parsed, d.subtasks, d.session);
+  } catch (e) {
+    return errorReply(provider, 400, `mock: session "${d.session}": ${e.message}`, 'invalid');
+  }
   return provider === 'openai' ? openaiReply(parsed, answer) : anthropicReply(parsed, answer);
 }
 

@@ -8,7 +8,9 @@
 --   2. workers (owl.flow.workers): one task per subtask, a window of them in
 --      flight at once; a failed worker does not stop the others;
 --   3. aggregate (owl.flow.aggregate): the outputs merged into the final
---      answer.
+--      answer;
+--   4. check (owl.flow.check), with the option `check`: the answer checked
+--      and, while it fails, repaired up to max_repairs times.
 local json = require("owl.json")
 local schema = require("owl.schema")
 local client_mod = require("owl.client")
@@ -16,6 +18,7 @@ local context = require("owl.flow.context")
 local plan_stage = require("owl.flow.plan")
 local workers_stage = require("owl.flow.workers")
 local aggregate_stage = require("owl.flow.aggregate")
+local check_stage = require("owl.flow.check")
 
 local M = {}
 
@@ -23,7 +26,8 @@ M.plan_schema = plan_stage.schema
 
 local OPTIONS = { prompts = "table", schema = "table", models = "table", model = "string",
                   max_workers = "number", max_subtasks = "number", max_total_response_bytes = "number",
-                  on_event = "function", stream = "boolean" }
+                  on_event = "function", stream = "boolean",
+                  check = "function", max_repairs = "number" }
 
 -- A plan is a model's answer: without a bound, one runaway plan of ten
 -- thousand subtasks is ten thousand paid calls. A run that wants more says so.
@@ -62,6 +66,7 @@ local function check_options(opts)
   if total ~= nil and not is_count(total, 2^53 - 1) then
     error("owl.run: option 'max_total_response_bytes' must be a positive integer, got " .. tostring(total), 3)
   end
+  check_stage.check_options(opts)
   return opts
 end
 
@@ -105,6 +110,10 @@ function M.run(client, problem, opts)
     final = final,
     usage = ctx.usage,
   }
+  if opts.check then
+    err = check_stage.run(ctx, plan, result)
+    if err then return ctx:fail(err) end
+  end
   ctx:event("done", { usage = ctx.usage })
   return result
 end
