@@ -87,7 +87,8 @@ local function wrapper(command, max_output)
 end
 
 local function kill_group(pid)
-  if pid then os.execute("kill -KILL -- -" .. pid .. " 2>/dev/null") end
+  -- "kill -KILL -PID" names the group; dash refuses "--" before it
+  if pid then os.execute("kill -KILL -" .. pid .. " 2>/dev/null") end
 end
 
 -- M.run{ command = "sh command line", files = { [name] = text },
