@@ -54,6 +54,18 @@ describe("make demo", function()
     assert.is_nil(out:find("return self.m2 / self.n\n", 1, true))
   end)
 
+  it("has a mock that refuses an unknown session, naming it", function()
+    local server = mock.start()
+    local ok, e = pcall(function()
+      local res = server:request{ headers = { ["x-mock-session"] = "no_such_session" },
+                                  body = { model = "m", messages = { { role = "user", content = "hi" } } } }
+      assert.equal(400, res.status)
+      assert.truthy(res.body:find("no_such_session", 1, true))
+    end)
+    server:stop()
+    assert(ok, e)
+  end)
+
   it("talks to Anthropic when ANTHROPIC_API_KEY is the key it has", function()
     local server = mock.start()
     local ok, e = pcall(function()
