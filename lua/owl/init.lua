@@ -39,6 +39,8 @@ local owl = {
   -- flow.work, flow.replan, flow.aggregate, flow.plan_schema,
   -- flow.dag_plan_schema
   flow = flow,
+  -- ready-made checks for owl.run's `check` option
+  checks = require("owl.checks"),
 }
 
 return owl

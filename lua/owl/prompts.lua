@@ -83,6 +83,25 @@ local DEFAULTS = {
     }, "\n"),
     section = "### {name}\n{description}\n\nResult:\n{output}\n\n",
   },
+  -- The aggregator again, when a check of its solution failed (owl.run's
+  -- `check`): its own answer and the check's report, not the snippets, so
+  -- a repair costs the same however many workers there were.
+  repair = {
+    system = table.concat({
+      "You are the lead engineer of a team. You integrated your engineers'",
+      "snippets into one solution, and a check of that solution failed.",
+      "Fix the solution so that the check passes: find the cause in the",
+      "report, change what it calls for and keep the rest.",
+      "Return only code: no explanations before or after it.",
+    }, " "),
+    user = table.concat({
+      "Problem:\n{problem}\n",
+      "Objective:\n{objective}\n",
+      "Your solution:\n```\n{solution}\n```\n",
+      "The check failed (attempt {attempt}). Its report:\n{report}\n",
+      "Return only the complete corrected code.",
+    }, "\n"),
+  },
 }
 
 local function deep_copy(v)
@@ -97,6 +116,7 @@ end
 prompts.orchestrator = deep_copy(DEFAULTS.orchestrator)
 prompts.worker = deep_copy(DEFAULTS.worker)
 prompts.aggregator = deep_copy(DEFAULTS.aggregator)
+prompts.repair = deep_copy(DEFAULTS.repair)
 prompts.replan = deep_copy(DEFAULTS.replan)
 
 function prompts.copy()

@@ -26,7 +26,9 @@
 // x-mock-barrier-timeout-ms (default 10000), x-mock-rpm (a requests-per-minute
 // limit enforced at the second's grain: past it, 429s counted in
 // stats().rate_limited), x-mock-reply-bytes (a text answer, fences
-// included, cut or padded to this many bytes).
+// included, cut or padded to this many bytes), x-mock-session (a scripted
+// session in spec/mock/sessions/NAME.js, which answers by what each request
+// holds: see sessions/coding_demo.js, the one `make demo` plays).
 //
 // A structured request gets the canned plan fitted to its schema (see
 // fitToSchema); any other gets its last user text echoed in a fence.
@@ -298,10 +300,29 @@ function sized(text, n) {
   return buf.subarray(0, cut).toString('utf8');
 }
 
+// A scripted session (spec/mock/sessions/NAME.js): { plan, replies: [{
+// when: [strings], text }] }. Loaded once; a bad name is the caller's error.
+const sessions = new Map();
+function loadSession(name) {
+  if (!/^[a-z0-9_]+$/.test(name)) throw new Error(`mock: bad session name "${name}"`);
+  if (!sessions.has(name)) sessions.set(name, require(path.join(__dirname, 'sessions', name + '.js')));
+  return sessions.get(name);
+}
+
+// Every text a request holds: its system prompt and all its messages.
+function requestText(body) {
+  const parts = [textOf(body.system)];
+  for (const m of Array.isArray(body.messages) ? body.messages : []) if (m) parts.push(textOf(m.content));
+  return parts.join('\n');
+}
+
 // What the model "answers": a plan for structured-output requests, else the
 // last user text echoed inside a code fence.
 // A directive's scripted answer (d.text, d.json) wins over both, in the
-// same provider shape; d.replyBytes sizes a text answer's fenced body.
+// same provider shape; d.replyBytes sizes a text answer's fenced body. A
+// session (d.session) answers instead with its plan, and with the first
+// reply whose every `when` string the request holds (the echo when none
+// matches).
 function modelAnswer(provider, body, d) {
   const so = structuredOutput(provider, body);
   if (d.json !== undefined) {
@@ -310,6 +331,13 @@ function modelAnswer(provider, body, d) {
   }
   if (d.text !== undefined) return { structured: false, text: String(d.text) };
   const text = lastUserText(body.messages);
+  if (d.session !== undefined) {
+    const session = loadSession(String(d.session));
+    if (so.structured) return { structured: true, tool: so.tool, plan: session.plan };
+    const all = requestText(body);
+    const reply = session.replies.find((r) => r.when.every((w) => all.includes(w)));
+    if (reply) return { structured: false, text: reply.text };
+  }
   if (so.structured) return { structured: true, tool: so.tool, plan: fitToSchema(planObject(subtaskCount(d.subtasks), text), so.schema) };
   const n = Number(d.replyBytes);
   if (d.replyBytes !== undefined && Number.isInteger(n) && n >= 8) return { structured: false, text: '```\n' + sized(text, n - 8) + '\n```' };
@@ -503,6 +531,7 @@ function headerDirective(h) {
     replyBytes: h['x-mock-reply-bytes'],
     text: undefined,
     json: undefined,
+    session: h['x-mock-session'],
   };
 }
 
@@ -549,6 +578,7 @@ function scriptDirective(entry, base) {
   if (entry.location !== undefined) d.location = entry.location;
   if (entry.subtasks !== undefined) d.subtasks = String(entry.subtasks);
   if (entry.reply_bytes !== undefined) d.replyBytes = String(entry.reply_bytes);
+  if (entry.session !== undefined) d.session = String(entry.session);
   return d;
 }
 
@@ -589,9 +619,14 @@ function defaultReply(provider, parsed, d) {
   if (parsed === undefined) {
     return errorReply(provider, 400, 'We could not parse the JSON body of your request. (mock)', 'invalid');
   }
-  const answer = d.toolCalls
-    ? { structured: false, text: d.text === undefined ? '' : String(d.text), toolCalls: d.toolCalls }
-    : modelAnswer(provider, parsed, d);
+  let answer;
+  try {
+    answer = d.toolCalls
+      ? { structured: false, text: d.text === undefined ? '' : String(d.text), toolCalls: d.toolCalls }
+      : modelAnswer(provider, parsed, d);
+  } catch (e) {
+    return errorReply(provider, 400, `mock: session "${d.session}": ${e.message}`, 'invalid');
+  }
   return provider === 'openai' ? openaiReply(parsed, answer) : anthropicReply(parsed, answer);
 }
 

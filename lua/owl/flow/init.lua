@@ -12,6 +12,8 @@
 --      for another round;
 --   3. aggregate (owl.flow.aggregate): the outputs merged into the final
 --      answer, in a tree when they do not fit one aggregator call.
+--   4. check (owl.flow.check), with the option `check`: the answer checked
+--      and, while it fails, repaired up to max_repairs times.
 --
 -- The stages are public, so a custom flow recombines them without copying
 -- owl.run: each takes the context and returns its product, or nil and an
@@ -25,6 +27,7 @@ local workers_stage = require("owl.flow.workers")
 local replan_stage = require("owl.flow.replan")
 local aggregate_stage = require("owl.flow.aggregate")
 local worker_call = require("owl.flow.worker_call")
+local check_stage = require("owl.flow.check")
 
 local M = {}
 
@@ -38,7 +41,9 @@ local OPTIONS = { prompts = "table", schema = "table", models = "table", model =
                   replan = "boolean", max_rounds = "number", replan_bytes = "number",
                   max_aggregate_tokens = "number", -- or a table by model name
                   -- workers with tools (owl.flow.worker_call)
-                  tools = "table", tools_for = "function", max_steps = "number", max_tool_result_bytes = "number" }
+                  tools = "table", tools_for = "function", max_steps = "number", max_tool_result_bytes = "number",
+                  -- checking the answer (owl.flow.check)
+                  check = "function", max_repairs = "number" }
 
 -- A plan is a model's answer: without a bound, one runaway plan of ten
 -- thousand subtasks is ten thousand paid calls. A run that wants more says so.
@@ -90,6 +95,7 @@ local function check_options(opts)
     end
   end
   worker_call.check_options(opts, 4)
+  check_stage.check_options(opts, 5)
   return opts
 end
 
@@ -184,6 +190,15 @@ end
 
 -- owl.run(client, problem, opts) -> result, or nil and an owl error whose
 -- `partial` holds everything that did finish.
+-- owl.flow.check(ctx, plan, result) -> result (with checks and verified),
+-- or nil and an error: stage 4, the check of result.final and its repairs
+-- (ctx.opts.check, max_repairs).
+function M.check(ctx, plan, result)
+  local err = check_stage.run(ctx, plan, result)
+  if err then return ctx:fail(err) end
+  return result
+end
+
 function M.run(client, problem, opts)
   local ctx = new_context(client, problem, opts, 3)
   opts = ctx.opts
@@ -224,7 +239,6 @@ function M.run(client, problem, opts)
   ctx:event("aggregate_start", {})
   local final, tree = M.aggregate(ctx)
   if not final then return nil, tree end
-  -- 4. check: owl.flow.check (final -> final, verified) slots in here
 
   local result = {
     objective = plan.objective,
@@ -235,6 +249,11 @@ function M.run(client, problem, opts)
     tree = tree,
     usage = ctx.usage,
   }
+  if opts.check then
+    local checked
+    checked, err = M.check(ctx, plan, result)
+    if not checked then return nil, err end
+  end
   ctx:event("done", { usage = ctx.usage })
   return result
 end
