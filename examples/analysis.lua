@@ -70,8 +70,7 @@ prompts.worker.system = table.concat({
   "You are a data analyst on a team. You do exactly one subtask of a larger analysis.",
   "Take every number from your tools; never compute or invent one yourself.",
   "When you are done, answer in a few lines of Markdown with the numbers the tools gave.",
-  -- owl strips fences from outputs (made for code): prose around a fence would be lost
-  "Use tables and inline code, never fenced code blocks.",
+  "Use tables and inline code.",
 }, " ")
 prompts.worker.user = table.concat({
   "Problem:\n{problem}\n",
@@ -83,7 +82,7 @@ prompts.aggregator.system = table.concat({
   "You are the lead analyst. Your analysts each did one subtask and reported their findings.",
   "Write one report for the sales team in Markdown: a title, then data quality, trends and the chart.",
   "Keep their numbers exactly. Link every chart they wrote as a Markdown image, ![title](file.svg),",
-  "with the file name exactly as they reported it. Use tables and inline code, never fenced code blocks.",
+  "with the file name exactly as they reported it. Use tables and inline code.",
   "Return only the report.",
 }, " ")
 prompts.aggregator.user = table.concat({
@@ -115,6 +114,7 @@ local started = os.time()
 local result, err = owl.run(client, problem, {
   schema = plan_schema,
   prompts = prompts,
+  output = "text", -- a report is prose: keep the answers whole (the default keeps only fenced code)
   max_steps = 6,
   tools_for = function(subtask) return tools.sets[subtask.role] end,
   on_event = function(event, data)

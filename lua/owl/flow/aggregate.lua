@@ -11,7 +11,6 @@ local json = require("owl.json")
 local prompts = require("owl.prompts")
 local errors = require("owl.errors")
 local task = require("owl.task")
-local text = require("owl.text")
 local workers = require("owl.flow.workers")
 
 local M = {}
@@ -82,7 +81,7 @@ local function merge(ctx, objective, items, info)
       ctx:event("aggregate_delta", { delta = delta, deltas = deltas, level = info.level, group = info.group })
     end)
   if not res then return nil, err end
-  return text.strip_fences(json.fix_utf8(res.text))
+  return ctx:answer_text(res)
 end
 
 -- Merges each group in its own task, a window at a time -> the merged

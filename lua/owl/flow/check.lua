@@ -67,7 +67,7 @@ local function repair(ctx, plan, final, report, n)
       ctx:event("repair_delta", { repair = n, delta = delta, deltas = deltas })
     end)
   if not res then return nil, err end
-  return text.strip_fences(json.fix_utf8(res.text))
+  return ctx:answer_text(res)
 end
 
 -- M.run(ctx, plan, result) -> nil, or the error that ends the run. It sets

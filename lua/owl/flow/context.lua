@@ -9,6 +9,8 @@
 local core = require("owl.core")
 local errors = require("owl.errors")
 local prompts = require("owl.prompts")
+local json = require("owl.json")
+local text = require("owl.text")
 
 local Context = {}
 Context.__index = Context
@@ -59,6 +61,17 @@ function Context:add(subtasks)
 end
 
 -- Seconds since the run started.
+-- The text a call's answer gives the run: valid UTF-8 (a provider's text
+-- is, through owl's decoder; anything else is repaired with U+FFFD, as it
+-- goes on into later JSON bodies), and with output = "code" (the default)
+-- the code of its fenced blocks only. output = "text" keeps the answer as
+-- the model wrote it: prose and Markdown around a fence are not lost.
+function Context:answer_text(res)
+  local s = json.fix_utf8(res.text)
+  if self.opts.output == "text" then return s end
+  return text.strip_fences(s)
+end
+
 function Context:seconds()
   return core.now() - self.started
 end

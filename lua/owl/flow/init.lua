@@ -43,7 +43,8 @@ local OPTIONS = { prompts = "table", schema = "table", models = "table", model =
                   -- workers with tools (owl.flow.worker_call)
                   tools = "table", tools_for = "function", max_steps = "number", max_tool_result_bytes = "number",
                   -- checking the answer (owl.flow.check)
-                  check = "function", max_repairs = "number" }
+                  check = "function", max_repairs = "number",
+                  output = "string" }
 
 -- A plan is a model's answer: without a bound, one runaway plan of ten
 -- thousand subtasks is ten thousand paid calls. A run that wants more says so.
@@ -82,6 +83,9 @@ local function check_options(opts)
     error("owl.run: option 'max_subtasks' must be an integer from 1 to 1000000, got " .. tostring(opts.max_subtasks), 4)
   end
   client_mod.check_retries("owl.run", opts.max_retries, 4)
+  if opts.output ~= nil and opts.output ~= "code" and opts.output ~= "text" then
+    error("owl.run: option 'output' must be \"code\" or \"text\", got \"" .. opts.output .. "\"", 4)
+  end
   for _, k in ipairs({ "max_total_response_bytes", "max_rounds", "replan_bytes" }) do
     if opts[k] ~= nil and not is_count(opts[k], 2^53 - 1) then
       error("owl.run: option '" .. k .. "' must be a positive integer, got " .. tostring(opts[k]), 4)

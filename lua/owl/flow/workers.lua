@@ -63,10 +63,7 @@ function M.call(ctx, job)
   local res, err = ctx:call("workers", "the worker", job.request,
     function(loop) return core.work(loop, shared, { body })[1] end, job.on_delta)
   if err then return nil, err, res end
-  -- a provider's text is valid UTF-8 when it came through owl's JSON
-  -- decoder; anything else is repaired (U+FFFD) here, as it must go on
-  -- into the aggregator's JSON body
-  return text.strip_fences(json.fix_utf8(res.text)), nil, res
+  return ctx:answer_text(res), nil, res -- valid UTF-8, fences as `output` says
 end
 
 -- A user's worker (opts.worker): worker(ctx, subtask, job) returns the
@@ -178,7 +175,7 @@ function M.run(ctx, plan, subtasks)
       tools, err = worker_call.tools(ctx, st)
       if tools then
         res, err = worker_call.run(ctx, k, st, job.request, tools, job.on_delta)
-        if res then out = text.strip_fences(json.fix_utf8(res.text)) end
+        if res then out = ctx:answer_text(res) end
       elseif not err then
         out, err, res = M.call(ctx, job)
       end
