@@ -5,6 +5,8 @@
 #   make test       install what is missing, build for 5.4, 5.3, 5.1 and LuaJIT,
 #                   run luacheck and a clang build, every spec on each Lua,
 #                   check-mem, and print the total
+#   make test-long  the slow specs' long forms (OWL_LONG=1): a 1000-worker
+#                   fan-out against a 600 RPM limit
 #   make lint       luacheck over lua/, bin/ and spec/ (any warning fails)
 #   make check-mem  the C-facing specs under valgrind and ASan/UBSan
 #   make fuzz       libFuzzer (clang, ASan, UBSan) on the JSON decoder and the
@@ -45,7 +47,7 @@ HDRS := $(wildcard csrc/*.h)
 # luaopen_owl_core.
 OWL_CFLAGS = -fPIC -D_POSIX_C_SOURCE=200809L -I$(LUA_INCDIR) $(CURL_CFLAGS) $(PCRE2_CFLAGS) $(EXTRA_CFLAGS)
 
-.PHONY: all build build-all deps test lint check-mem fuzz demo bench clean install
+.PHONY: all build build-all deps test test-long lint check-mem fuzz demo bench clean install
 
 all: build
 
@@ -64,6 +66,12 @@ deps:
 test: deps
 	@$(MAKE) --no-print-directory build-all
 	@spec/run.sh
+
+# The long forms of the slow specs (OWL_LONG=1), on 5.4: the issue-sized
+# fan-outs that make test runs in a short form.
+test-long: deps
+	@$(MAKE) --no-print-directory LUA_VERSION=5.4 build
+	@OWL_LONG=1 spec/run.sh --lua 5.4 spec/ratelimit_spec.lua
 
 lint:
 	@tools/install-deps lint

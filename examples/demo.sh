@@ -1,7 +1,9 @@
 #!/bin/sh
-# make demo: the coding flow against the real API when a key is set, else
-# against owl's mock LLM server, started here on a free loopback port and
-# stopped at the end. It always says which.
+# make demo: the coding flow, checked and repaired, against OpenAI when
+# OPENAI_API_KEY is set, against Anthropic when ANTHROPIC_API_KEY is, else
+# against owl's mock LLM server playing a scripted session, started here on
+# a free loopback port and stopped at the end. It always says which. The
+# check runs the solution's own tests with lua5.4 in a temporary folder.
 set -u
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -9,14 +11,10 @@ LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;"
 LUA_CPATH="$ROOT/build/5.4/?.so;;"
 export LUA_PATH LUA_CPATH
 
-if [ -n "${OPENAI_API_KEY:-}" ]; then
+if [ -n "${OPENAI_API_KEY:-}" ] || [ -n "${ANTHROPIC_API_KEY:-}" ]; then
   exec lua5.4 examples/coding.lua "$@"
 fi
-if [ -n "${ANTHROPIC_API_KEY:-}" ]; then
-  echo "owl demo: ANTHROPIC_API_KEY is set, but this version of owl speaks only OpenAI-compatible APIs;" >&2
-  echo "owl demo: the Anthropic Messages provider is a later issue. Using the mock instead." >&2
-fi
-echo "owl demo: no OPENAI_API_KEY: starting owl's MOCK LLM server (spec/mock/server.js)" >&2
+echo "owl demo: no OPENAI_API_KEY or ANTHROPIC_API_KEY: starting owl's MOCK LLM server (spec/mock/server.js)" >&2
 dir="$(mktemp -d /tmp/owl-demo.XXXXXX)"
 node spec/mock/server.js --port 0 --port-file "$dir/ports" --parent-pid $$ --max-lifetime 300 >"$dir/log" 2>&1 &
 pid=$!

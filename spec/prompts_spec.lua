@@ -28,7 +28,14 @@ describe("owl.prompts", function()
         table.sort(seen)
         return seen
       end
-      assert.are.same({ "description", "name", "objective", "problem" }, names(prompts.worker.user))
+      assert.are.same({ "dependencies", "description", "earlier", "name", "objective", "problem" },
+        names(prompts.worker.user))
+      assert.are.same({ "sections" }, names(prompts.worker.dependencies))
+      assert.are.same({ "sections" }, names(prompts.worker.earlier))
+      assert.are.same({ "name", "output" }, names(prompts.worker.section))
+      assert.are.same({ "max_rounds", "objective", "problem", "results", "round" }, names(prompts.replan.user))
+      assert.are.same({ "description", "name", "output" }, names(prompts.replan.section))
+      assert.are.same({}, names(prompts.replan.system))
       assert.are.same({ "objective", "outputs", "problem" }, names(prompts.aggregator.user))
       assert.are.same({ "name", "output" }, names(prompts.aggregator.section))
       assert.are.same({}, names(prompts.worker.system))
@@ -38,7 +45,8 @@ describe("owl.prompts", function()
 
     it("renders the worker's user prompt with every placeholder filled", function()
       local s = prompts.render(prompts.worker.user,
-        { problem = "PROBLEM", objective = "OBJECTIVE", name = "NAME", description = "DESCRIPTION" }, "worker")
+        { problem = "PROBLEM", objective = "OBJECTIVE", name = "NAME", description = "DESCRIPTION",
+          dependencies = "", earlier = "" }, "worker")
       for _, w in ipairs({ "PROBLEM", "OBJECTIVE", "NAME", "DESCRIPTION" }) do
         assert.truthy(s:find(w, 1, true))
       end
@@ -97,9 +105,19 @@ describe("owl.prompts", function()
       assert.are.equal("{b} %1 %%|B", s)
     end)
 
-    it("raises on a value that is not a string or number, and on a template that is not a string", function()
-      assert.has_error(function() prompts.render("{a}", { a = { "x" } }, "t") end)
-      assert.has_error(function() prompts.render("{a}", { a = true }, "t") end)
+    -- A plan field may be an array (depends_on) or a boolean: it was once
+    -- reported as "not given"; now it is written out, a table as JSON.
+    it("writes a table value as JSON, a boolean as its word and json.null as null", function()
+      local json = require("owl.json")
+      assert.are.equal('deps=["a","b"] n=2 ok=false none=null',
+        prompts.render("deps={d} n={n} ok={ok} none={z}", { d = { "a", "b" }, n = 2, ok = false, z = json.null }))
+      assert.are.equal('{"k":1}', prompts.render("{o}", { o = { k = 1 } }))
+    end)
+
+    it("raises on a value that cannot be prompt text, and on a template that is not a string", function()
+      assert.has_error(function() prompts.render("{a}", { a = print }, "t") end,
+        "owl.prompts: t: {a} must be a string, number, boolean or table, got function")
+      assert.has_error(function() prompts.render("{a}", { a = { f = print } }, "t") end)
       assert.has_error(function() prompts.render(nil, {}, "t") end)
       assert.has_error(function() prompts.render("{a}", "a=1", "t") end)
     end)

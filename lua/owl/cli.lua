@@ -41,8 +41,17 @@ options:
   --quiet            nothing on stderr but errors
   --stream           stream every call, showing each worker's tokens as they
                      come
+  --check            make sure the solution works: check its syntax and RUN
+                     its own tests (model-written code, run as you in a
+                     temporary folder for at most 60 s, without API keys in
+                     its environment); while they fail, the aggregator
+                     repairs it, up to 2 times
   -h, --help         print this help
   --                 everything after it is the problem
+
+Exit status: 0 done, 1 the run failed, 2 a usage error, 3 with --check: the
+solution was produced but its check still fails (the code on stdout, the
+check's report on stderr).
 
 The API key is read from OPENAI_API_KEY (ANTHROPIC_API_KEY with anthropic).
 On a terminal the size comes from COLUMNS and LINES when they are exported,
@@ -53,7 +62,7 @@ else 80x24.
 cli.DEFAULT_MODELS = { openai = "gpt-4o-mini", anthropic = "claude-haiku-4-5" }
 
 -- Flags that stand alone, and the option each sets.
-local SWITCHES = { ["--json"] = "json", ["--quiet"] = "quiet", ["--stream"] = "stream" }
+local SWITCHES = { ["--json"] = "json", ["--quiet"] = "quiet", ["--stream"] = "stream", ["--check"] = "check" }
 
 -- Flags that take a value, and what to do with it. Each returns an error
 -- message for a bad value.
@@ -110,12 +119,12 @@ end
 -- opts: { command = "run", problem = string (nil when stdin is true),
 --         stdin = bool, provider, structured, model, base_url,
 --         headers = {K = V}, max_workers, max_retries, timeout, json = bool, quiet = bool,
---         stream = bool, help = bool }
+--         stream = bool, check = bool, help = bool }
 function cli.parse(args)
   if type(args) ~= "table" then
     error("owl.cli: parse needs an array of arguments, got " .. type(args), 2)
   end
-  local opts = { headers = {}, json = false, quiet = false, stream = false, help = false, stdin = false }
+  local opts = { headers = {}, json = false, quiet = false, stream = false, check = false, help = false, stdin = false }
   -- the terminal must never see a control character from an argument either
   local function bad(message) return nil, text.printable(message) end
   local words = {}
@@ -258,8 +267,11 @@ local function progress_mode(opts, io_err)
   return "plain"
 end
 
+-- The exit code of a solution whose check still fails (--check).
+cli.EXIT_UNVERIFIED = 3
+
 -- cli.main(args, io_out, io_err [, io_in]) -> exit code: 0 done, 1 the run
--- failed, 2 a usage error.
+-- failed, 2 a usage error, 3 (--check) a solution whose check still fails.
 function cli.main(args, io_out, io_err, io_in)
   io_out = io_out or io.stdout
   io_err = io_err or io.stderr
@@ -332,8 +344,11 @@ function cli.main(args, io_out, io_err, io_in)
       max_retries = opts.max_retries,
     }
     secrets = client.secrets
+    -- --check is the opt-in to running model-written code (the tests the
+    -- solution carries), as owl.checks.coding{ run = true } does it
     return owl.run(client, problem, { max_workers = opts.max_workers, on_event = reporter.on_event,
-                                      stream = opts.stream or nil })
+                                      stream = opts.stream or nil,
+                                      check = opts.check and owl.checks.coding{ run = true } or nil })
   end)
   reporter:stop(ok and result ~= nil)
   if not ok then
@@ -372,6 +387,13 @@ function cli.main(args, io_out, io_err, io_in)
     local final = for_stdout(tostring(result.final or ""), io_out)
     io_out:write(final)
     if final:sub(-1) ~= "\n" then io_out:write("\n") end
+  end
+  if result.verified == false then
+    local checks = result.checks or {}
+    local last = checks[#checks] or {}
+    io_err:write("owl: the solution's check still fails after ", #checks - 1, " repair",
+      #checks == 2 and "" or "s", "; its report:\n", text.printable(tostring(last.report or ""), true), "\n")
+    return cli.EXIT_UNVERIFIED
   end
   return 0
 end

@@ -7,6 +7,7 @@ local errors = require("owl.errors")
 local task = require("owl.task")
 local stream_mod = require("owl.stream")
 local retry = require("owl.retry")
+local ratelimit = require("owl.ratelimit")
 
 local M = {}
 
@@ -42,7 +43,7 @@ local OPTIONS = {
   provider = "string", base_url = "string", api_key = "string", model = "string",
   headers = "table", timeout = "number", connect_timeout = "number", stall_timeout = "number",
   max_connections = "number", max_response_bytes = "number", ca_file = "string", loop = "userdata",
-  structured = "string", max_retries = "number", max_retry_after = "number",
+  structured = "string", max_retries = "number", max_retry_after = "number", rate_limit = "table",
 }
 
 local default_loop
@@ -101,7 +102,7 @@ end
 
 -- owl.client{ provider, base_url, api_key, model, headers, timeout,
 -- connect_timeout, stall_timeout, max_connections, max_response_bytes,
--- ca_file, loop, structured, max_retries, max_retry_after }
+-- ca_file, loop, structured, max_retries, max_retry_after, rate_limit }
 function M.new(opts)
   opts = check_options(opts)
   local pname = opts.provider or "openai"
@@ -143,6 +144,7 @@ function M.new(opts)
   if api_key == nil then api_key = os.getenv(pinfo.key_env) end
   if api_key == "" then api_key = nil end
 
+  local limiter = ratelimit.new(opts.rate_limit)
   local provider = require(pinfo.module)
   local structured = structured_mode(pname, provider, opts.structured)
 
@@ -168,6 +170,9 @@ function M.new(opts)
     -- max_connections: a cap in Lua over whichever loop the calls run on
     -- (a private capped loop would be one a host's driver never turns)
     slots = maxc and task.semaphore(maxc) or nil,
+    -- every call is paced here: rate_limit, and the provider's own
+    -- rate-limit headers when a window runs out
+    limiter = limiter,
   }, Client)
 end
 
@@ -190,6 +195,7 @@ end
 -- answers, which a provider may need to read it). Every error passes
 -- errors.scrub here, whatever field a server put a key in.
 function Client:read(t, request)
+  self:observe(t)
   local kind, message, limit = t:failure()
   if kind then
     local err = errors.from_failure(kind, message, self.secrets)
@@ -206,6 +212,15 @@ function Client:read(t, request)
   local res, err = self.provider.read(t, self, request)
   if res == nil then return nil, errors.scrub(err, self.secrets) end
   return res
+end
+
+-- Reads a finished transfer's rate-limit headers: a provider's window that
+-- ran out pauses this client's later calls until its reset.
+function Client:observe(t)
+  local status = t:status()
+  if type(status) == "number" and status > 0 then
+    self.limiter:observe(function(name) return t:header(name) end)
+  end
 end
 
 -- Waits for a transfer started on loop and reads it. What the reader took
@@ -247,9 +262,17 @@ local function cancelled()
   return errors.new("cancelled", "the task was cancelled")
 end
 
--- One attempt: start(loop) makes the transfer once the client has a free
--- connection slot (max_connections); the slot is held until it is read.
+-- One attempt: start(loop) makes the transfer once the rate limiter lets
+-- it start and the client has a free connection slot (max_connections);
+-- the slot is held until it is read.
 function Client:attempt(start, loop, request, stream, on_delta)
+  local tokens = ratelimit.estimate(request)
+  local wait = self.limiter:reserve(tokens) - core.now()
+  if wait > 0 then
+    task.sleep(wait)
+    local me = task.current()
+    if me and me.cancelled then return nil, cancelled() end
+  end
   if self.slots and not self.slots:acquire() then return nil, cancelled() end
   local t = start(loop)
   local res, err
@@ -259,6 +282,7 @@ function Client:attempt(start, loop, request, stream, on_delta)
     res, err = self:finish(t, loop, request)
   end
   if self.slots then self.slots:release() end
+  if res then self.limiter:settle(tokens, res.usage) end
   return res, err
 end
 

@@ -8,11 +8,15 @@
 local client = require("owl.client")
 local task = require("owl.task")
 local flow = require("owl.flow")
+local tool = require("owl.tool")
+local agent = require("owl.agent")
 
 local owl = {
   version = "0.1.0",
   client = client.new,
   run = flow.run,
+  tool = tool.new,
+  agent = agent.run,
   spawn = task.spawn,
   sleep = task.sleep,
   pcall = task.pcall,
@@ -31,6 +35,12 @@ local owl = {
   prompts = require("owl.prompts"),
   errors = require("owl.errors"),
   plan_schema = flow.plan_schema,
+  -- the stages of owl.run, for flows of one's own: flow.context, flow.plan,
+  -- flow.work, flow.replan, flow.aggregate, flow.plan_schema,
+  -- flow.dag_plan_schema
+  flow = flow,
+  -- ready-made checks for owl.run's `check` option
+  checks = require("owl.checks"),
 }
 
 return owl

@@ -5,6 +5,8 @@
 -- example, code) are plain text, so a prompt can show `{"a": 1}` without
 -- escaping. Values are inserted as they are and never expanded again, so a
 -- worker's output that happens to contain `{name}` stays as written.
+-- A value may be a string, a number, a boolean or a table (a plan field
+-- such as an array of names): a table is written as JSON.
 local prompts = {}
 
 local DEFAULTS = {
@@ -34,8 +36,15 @@ local DEFAULTS = {
       "Problem:\n{problem}\n",
       "Objective:\n{objective}\n",
       "Your subtask: {name}\n{description}\n",
-      "Return only the code for this subtask.",
+      "{dependencies}{earlier}Return only the code for this subtask.",
     }, "\n"),
+    -- {dependencies} and {earlier} above are "" when there is nothing to
+    -- show, else one of these with {sections} filled (one `section` per
+    -- output): the outputs of the subtasks this one depends on (whole),
+    -- and those of earlier rounds of a re-planned run (shortened).
+    dependencies = "The subtasks yours depends on are done; their results:\n\n{sections}",
+    earlier = "Results of earlier rounds:\n\n{sections}",
+    section = "### {name}\n{output}\n\n",
   },
   aggregator = {
     system = table.concat({
@@ -54,6 +63,45 @@ local DEFAULTS = {
     }, "\n"),
     section = "### {name}\n{output}\n\n",
   },
+  -- After each round of a run with `replan`, the orchestrator sees every
+  -- subtask so far with its (shortened) output, and answers {done, subtasks}.
+  replan = {
+    system = table.concat({
+      "You are the orchestrator of a team of software engineers.",
+      "A round of subtasks is done. Judge from their results whether the",
+      "objective is met. If it is, answer done = true and no subtasks.",
+      "If it is not, answer done = false and only the new subtasks still",
+      "needed, each with a short identifier as its name (not one used",
+      "before) and a description precise enough to implement from alone.",
+      "Answer in JSON.",
+    }, " "),
+    user = table.concat({
+      "Problem:\n{problem}\n",
+      "Objective:\n{objective}\n",
+      "Round {round} of at most {max_rounds} is done. The subtasks so far and their results:\n",
+      "{results}Is the objective met? If not, which new subtasks are needed?",
+    }, "\n"),
+    section = "### {name}\n{description}\n\nResult:\n{output}\n\n",
+  },
+  -- The aggregator again, when a check of its solution failed (owl.run's
+  -- `check`): its own answer and the check's report, not the snippets, so
+  -- a repair costs the same however many workers there were.
+  repair = {
+    system = table.concat({
+      "You are the lead engineer of a team. You integrated your engineers'",
+      "snippets into one solution, and a check of that solution failed.",
+      "Fix the solution so that the check passes: find the cause in the",
+      "report, change what it calls for and keep the rest.",
+      "Return only code: no explanations before or after it.",
+    }, " "),
+    user = table.concat({
+      "Problem:\n{problem}\n",
+      "Objective:\n{objective}\n",
+      "Your solution:\n```\n{solution}\n```\n",
+      "The check failed (attempt {attempt}). Its report:\n{report}\n",
+      "Return only the complete corrected code.",
+    }, "\n"),
+  },
 }
 
 local function deep_copy(v)
@@ -68,6 +116,8 @@ end
 prompts.orchestrator = deep_copy(DEFAULTS.orchestrator)
 prompts.worker = deep_copy(DEFAULTS.worker)
 prompts.aggregator = deep_copy(DEFAULTS.aggregator)
+prompts.repair = deep_copy(DEFAULTS.repair)
+prompts.replan = deep_copy(DEFAULTS.replan)
 
 function prompts.copy()
   return deep_copy(DEFAULTS)
@@ -106,15 +156,31 @@ local function missing(label, name, level)
   error("owl.prompts: " .. label .. " needs {" .. name .. "}, which was not given", level + 1)
 end
 
--- Appends value to out as pieces: a string or number is one piece, a table
--- (an array of pieces) is spliced piece by piece. Empty strings add nothing.
+-- A table value as prompt text: JSON, which a model reads and which shows
+-- an array's items and an object's keys unambiguously. Required here, not
+-- at load: the templates alone need no C module.
+local function as_json(value, name, label, level)
+  local ok, s = pcall(require("owl.json").encode, value)
+  if not ok then
+    error("owl.prompts: " .. label .. ": {" .. name .. "} cannot be written as JSON: " .. tostring(s), level + 1)
+  end
+  return s
+end
+
+-- Appends value to out as pieces: a string or number is one piece, a
+-- boolean its word, json.null "null"; a table is spliced piece by piece (splice: an array of
+-- pieces) or written as JSON. Empty strings add nothing.
 local function append(out, value, name, label, splice, level)
   local t = type(value)
   if t == "string" then
     if value ~= "" then out[#out + 1] = value end
-  elseif t == "number" then
+  elseif t == "number" or t == "boolean" then
     out[#out + 1] = tostring(value)
-  elseif t == "table" and splice then
+  elseif t == "userdata" and value == require("owl.json").null then
+    out[#out + 1] = "null" -- a plan field the model left null
+  elseif t == "table" and not splice then
+    out[#out + 1] = as_json(value, name, label, level + 1)
+  elseif t == "table" then
     for i = 1, #value do
       local p = value[i]
       if type(p) == "number" then p = tostring(p) end
@@ -126,7 +192,7 @@ local function append(out, value, name, label, splice, level)
     end
   else
     error("owl.prompts: " .. label .. ": {" .. name .. "} must be a "
-      .. (splice and "string, number or array of pieces" or "string or number") .. ", got " .. t, level + 1)
+      .. (splice and "string, number, boolean or array of pieces" or "string, number, boolean or table") .. ", got " .. t, level + 1)
   end
 end
 

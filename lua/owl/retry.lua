@@ -26,7 +26,7 @@ end
 -- Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
 -- days_from_civil): pure arithmetic, so no time zone and no os.time table
 -- conversion (which reads local time) is involved.
-local function days_from_civil(y, m, d)
+function M.days_from_civil(y, m, d)
   if m <= 2 then y = y - 1 end
   local era = math.floor(y / 400)
   local yoe = y - era * 400
@@ -47,7 +47,7 @@ function M.parse_http_date(s)
   if not m then return nil end
   d, y, hh, mm, ss = tonumber(d), tonumber(y), tonumber(hh), tonumber(mm), tonumber(ss)
   if d < 1 or d > 31 or hh > 23 or mm > 59 or ss > 60 then return nil end
-  return days_from_civil(y, m, d) * 86400 + hh * 3600 + mm * 60 + ss
+  return M.days_from_civil(y, m, d) * 86400 + hh * 3600 + mm * 60 + ss
 end
 
 -- A plain decimal number of the header's unit: digits with an optional

@@ -26,6 +26,7 @@ local read
 
 function M.read(client, t, loop, on_delta, request)
   local res, err = read(client, t, loop, on_delta, request)
+  client:observe(t)
   t:release() -- what was read is in Lua now; free the buffers at once
   return res, err
 end

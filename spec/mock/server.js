@@ -16,13 +16,22 @@
 //
 // LLM endpoints: POST /v1/chat/completions and /chat/completions (OpenAI),
 // POST /v1/messages (Anthropic); any other path is logged and gets a 404.
+// A CONNECT (this server used as a proxy) is logged and refused with 403.
 // Per-request headers: x-mock-subtasks (plan size, default 3),
 // x-mock-latency-ms, x-mock-fault (429 500 reset reset_early truncate malformed empty
 // drip hang redirect), x-mock-retry-after, x-mock-drip-ms, x-mock-location,
 // x-mock-status and x-mock-body, x-mock-replay (a fixture path, or a bare
 // name looked up in --fixtures), x-mock-split (byte offsets where the body
 // is cut into separate writes), x-mock-barrier and
-// x-mock-barrier-timeout-ms (default 10000).
+// x-mock-barrier-timeout-ms (default 10000), x-mock-rpm (a requests-per-minute
+// limit enforced at the second's grain: past it, 429s counted in
+// stats().rate_limited), x-mock-reply-bytes (a text answer, fences
+// included, cut or padded to this many bytes), x-mock-session (a scripted
+// session in spec/mock/sessions/NAME.js, which answers by what each request
+// holds: see sessions/coding_demo.js, the one `make demo` plays).
+//
+// A structured request gets the canned plan fitted to its schema (see
+// fitToSchema); any other gets its last user text echoed in a fence.
 //
 // Control endpoints (never counted or logged as LLM requests):
 //   GET  /healthz                  "ok"
@@ -30,6 +39,15 @@
 //   GET  /_mock/requests[?last=N]  the request log alone (a JSON array)
 //   POST /_mock/reset              counters, maxima, script, barrier, log
 //   POST /_mock/script             {"replies": [entry, ...]}: queued replies
+//
+// A script entry may give a whole HTTP reply (status, body, headers, fault,
+// replay), or only what the model says, wrapped in the shape of the
+// provider asked, streamed or not: "text" (an answer), "json" (a
+// structured answer: a plan, {done, subtasks}) or "tool_calls" ([{"id",
+// "name", "arguments"}], arguments an object, or a string sent as the
+// model's raw JSON, valid or not, with "text" beside them or not); and the
+// header parameters as latency_ms, drip_ms, split, retry_after, location,
+// subtasks, reply_bytes.
 'use strict';
 
 const http = require('node:http');
@@ -93,6 +111,8 @@ const USAGE_OUT = 5;
 
 const state = {
   total: 0,
+  rateLimited: 0,    // 429s the x-mock-rpm limiter sent
+  rateBucket: null,
   paths: Object.create(null),
   inFlight: 0,
   maxInFlight: 0,
@@ -213,24 +233,110 @@ function pieces(text) {
 function structuredOutput(provider, body) {
   if (provider === 'openai') {
     const rf = body.response_format;
-    return { structured: !!(rf && rf.type === 'json_schema'), tool: null };
+    const structured = !!(rf && rf.type === 'json_schema');
+    return { structured, tool: null, schema: structured && rf.json_schema ? rf.json_schema.schema : null };
   }
   const tc = body.tool_choice;
   if (tc && (tc.type === 'tool' || tc.type === 'any')) {
     const tools = Array.isArray(body.tools) ? body.tools : [];
     const tool = tc.type === 'tool' ? tc.name : (tools[0] && tools[0].name);
-    return { structured: true, tool: typeof tool === 'string' ? tool : 'plan' };
+    const def = tools.find((t) => t && t.name === tool);
+    return { structured: true, tool: typeof tool === 'string' ? tool : 'plan', schema: def ? def.input_schema : null };
   }
   const oc = body.output_config;
-  return { structured: !!(oc && oc.format), tool: null };
+  return { structured: !!(oc && oc.format), tool: null, schema: oc && oc.format ? oc.format.schema : null };
+}
+
+// The canned plan made to fit the request's schema, so that any structured
+// request gets an answer that validates: properties the schema lacks are
+// dropped, required ones the plan lacks get a value of their type (a
+// enum's first value, a boolean true, a string "mock", a number 0, an
+// empty array or object, else null),
+// arrays fit item by item. A plan schema with depends_on thus gets
+// independent subtasks, and {done, subtasks} gets done = true.
+function fitToSchema(value, schema) {
+  if (!schema || typeof schema !== 'object') return value;
+  if (Array.isArray(value)) return schema.items ? value.map((v) => fitToSchema(v, schema.items)) : value;
+  if (value === null || typeof value !== 'object' || !schema.properties) return value;
+  const out = {};
+  for (const [k, sub] of Object.entries(schema.properties)) {
+    if (k in value) out[k] = fitToSchema(value[k], sub);
+    else if (Array.isArray(schema.required) && schema.required.includes(k)) out[k] = emptyOf(sub);
+  }
+  return out;
+}
+
+function emptyOf(schema) {
+  if (schema && Array.isArray(schema.enum) && schema.enum.length > 0) return schema.enum[0];
+  const t = Array.isArray(schema && schema.type) ? schema.type[0] : schema && schema.type;
+  switch (t) {
+    case 'boolean': return true;
+    case 'string': return 'mock';
+    case 'number': case 'integer': return 0;
+    case 'array': return [];
+    case 'object': return fitToSchema({}, schema);
+    default: return null;
+  }
+}
+
+// A text of exactly n bytes (when n is a byte count): text cut on a
+// character boundary, or padded with a repeated filler line.
+function sized(text, n) {
+  if (!Number.isInteger(n) || n < 0) return text;
+  let buf = Buffer.from(text, 'utf8');
+  if (buf.length < n) {
+    const fill = Buffer.from('\n-- mock filler', 'utf8');
+    const parts = [buf];
+    let have = buf.length;
+    while (have < n) { parts.push(fill); have += fill.length; }
+    buf = Buffer.concat(parts);
+  }
+  let cut = n;
+  while (cut > 0 && (buf[cut] & 0xc0) === 0x80) cut -= 1;
+  return buf.subarray(0, cut).toString('utf8');
+}
+
+// A scripted session (spec/mock/sessions/NAME.js): { plan, replies: [{
+// when: [strings], text }] }. Loaded once; a bad name is the caller's error.
+const sessions = new Map();
+function loadSession(name) {
+  if (!/^[a-z0-9_]+$/.test(name)) throw new Error(`mock: bad session name "${name}"`);
+  if (!sessions.has(name)) sessions.set(name, require(path.join(__dirname, 'sessions', name + '.js')));
+  return sessions.get(name);
+}
+
+// Every text a request holds: its system prompt and all its messages.
+function requestText(body) {
+  const parts = [textOf(body.system)];
+  for (const m of Array.isArray(body.messages) ? body.messages : []) if (m) parts.push(textOf(m.content));
+  return parts.join('\n');
 }
 
 // What the model "answers": a plan for structured-output requests, else the
 // last user text echoed inside a code fence.
-function modelAnswer(provider, body, headerSubtasks) {
+// A directive's scripted answer (d.text, d.json) wins over both, in the
+// same provider shape; d.replyBytes sizes a text answer's fenced body. A
+// session (d.session) answers instead with its plan, and with the first
+// reply whose every `when` string the request holds (the echo when none
+// matches).
+function modelAnswer(provider, body, d) {
   const so = structuredOutput(provider, body);
+  if (d.json !== undefined) {
+    if (so.structured) return { structured: true, tool: so.tool, plan: d.json };
+    return { structured: false, text: JSON.stringify(d.json) };
+  }
+  if (d.text !== undefined) return { structured: false, text: String(d.text) };
   const text = lastUserText(body.messages);
-  if (so.structured) return { structured: true, tool: so.tool, plan: planObject(subtaskCount(headerSubtasks), text) };
+  if (d.session !== undefined) {
+    const session = loadSession(String(d.session));
+    if (so.structured) return { structured: true, tool: so.tool, plan: session.plan };
+    const all = requestText(body);
+    const reply = session.replies.find((r) => r.when.every((w) => all.includes(w)));
+    if (reply) return { structured: false, text: reply.text };
+  }
+  if (so.structured) return { structured: true, tool: so.tool, plan: fitToSchema(planObject(subtaskCount(d.subtasks), text), so.schema) };
+  const n = Number(d.replyBytes);
+  if (d.replyBytes !== undefined && Number.isInteger(n) && n >= 8) return { structured: false, text: '```\n' + sized(text, n - 8) + '\n```' };
   return { structured: false, text: '```\n' + text + '\n```' };
 }
 
@@ -238,9 +344,26 @@ function sseHeaders() {
   return { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' };
 }
 
+// A scripted answer's tool calls in OpenAI's shape: arguments as the text
+// the model wrote (a string given as it is, so a spec can send bad JSON).
+function openaiCalls(answer) {
+  return (answer.toolCalls || []).map((c) => ({
+    id: c.id || newId('call_'), type: 'function',
+    function: { name: c.name, arguments: typeof c.arguments === 'string' ? c.arguments : JSON.stringify(c.arguments || {}) },
+  }));
+}
+
+function openaiMessage(content, calls) {
+  const m = { role: 'assistant', content: calls.length > 0 && content === '' ? null : content, refusal: null, annotations: [] };
+  if (calls.length > 0) m.tool_calls = calls;
+  return m;
+}
+
 function openaiReply(body, answer) {
   const model = typeof body.model === 'string' ? body.model : 'mock-model';
   const content = answer.structured ? JSON.stringify(answer.plan) : answer.text;
+  const calls = openaiCalls(answer);
+  const finish = calls.length > 0 ? 'tool_calls' : 'stop';
   const id = newId('chatcmpl-');
   const created = Math.floor(Date.now() / 1000);
   const usage = { prompt_tokens: USAGE_IN, completion_tokens: USAGE_OUT, total_tokens: USAGE_IN + USAGE_OUT };
@@ -248,7 +371,7 @@ function openaiReply(body, answer) {
   if (body.stream !== true) {
     return jsonReply(200, {
       id, object: 'chat.completion', created, model,
-      choices: [{ index: 0, message: { role: 'assistant', content, refusal: null, annotations: [] }, logprobs: null, finish_reason: 'stop' }],
+      choices: [{ index: 0, message: openaiMessage(content, calls), logprobs: null, finish_reason: finish }],
       usage, service_tier: 'default', system_fingerprint: 'fp_mock',
     }, extra);
   }
@@ -263,7 +386,14 @@ function openaiReply(body, answer) {
   };
   chunk([{ index: 0, delta: { role: 'assistant', content: '', refusal: null }, logprobs: null, finish_reason: null }]);
   for (const p of pieces(content)) chunk([{ index: 0, delta: { content: p }, logprobs: null, finish_reason: null }]);
-  chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }]);
+  // each call: a first piece with its id and name, then its arguments in pieces
+  calls.forEach((c, i) => {
+    chunk([{ index: 0, delta: { tool_calls: [{ index: i, id: c.id, type: 'function', function: { name: c.function.name, arguments: '' } }] }, logprobs: null, finish_reason: null }]);
+    for (const p of pieces(c.function.arguments)) {
+      chunk([{ index: 0, delta: { tool_calls: [{ index: i, function: { arguments: p } }] }, logprobs: null, finish_reason: null }]);
+    }
+  });
+  chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: finish }]);
   if (withUsage) chunk([], usage);
   events.push('data: [DONE]\n\n');
   return streamReply(events, extra);
@@ -274,14 +404,18 @@ function anthropicReply(body, answer) {
   const id = newId('msg_');
   const extra = { 'request-id': newId('req_') };
   const useTool = answer.structured && answer.tool;
-  const stopReason = useTool ? 'tool_use' : 'end_turn';
   const block = useTool
     ? { type: 'tool_use', id: newId('toolu_'), name: answer.tool, input: answer.plan }
     : { type: 'text', text: answer.structured ? JSON.stringify(answer.plan) : answer.text };
+  // the blocks: the answer's, then a scripted answer's tool calls (its
+  // text block only when it has text)
+  const blocks = (answer.toolCalls && answer.toolCalls.length > 0 && block.text === '') ? [] : [block];
+  for (const c of answer.toolCalls || []) blocks.push(anthropicCall(c));
+  const stopReason = blocks.some((b) => b.type === 'tool_use') ? 'tool_use' : 'end_turn';
   const usage = (out) => ({ input_tokens: USAGE_IN, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: out });
   if (body.stream !== true) {
     return jsonReply(200, {
-      id, type: 'message', role: 'assistant', model, content: [block],
+      id, type: 'message', role: 'assistant', model, content: blocks.map((b) => (b.raw !== undefined ? Object.assign({}, b, { input: b.raw, raw: undefined }) : b)),
       stop_reason: stopReason, stop_sequence: null,
       usage: Object.assign(usage(USAGE_OUT), { service_tier: 'standard' }),
     }, extra);
@@ -294,23 +428,38 @@ function anthropicReply(body, answer) {
     type: 'message_start',
     message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: Object.assign(usage(1), { service_tier: 'standard' }) },
   });
-  if (useTool) {
-    ev('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: block.id, name: block.name, input: {} } });
-    events.push('event: ping\ndata: {"type": "ping"}\n\n');
-    for (const p of pieces(JSON.stringify(answer.plan))) {
-      ev('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: p } });
+  blocks.forEach((b, index) => {
+    if (b.type === 'tool_use') {
+      ev('content_block_start', { type: 'content_block_start', index, content_block: { type: 'tool_use', id: b.id, name: b.name, input: {} } });
+      events.push('event: ping\ndata: {"type": "ping"}\n\n');
+      const raw = b.raw !== undefined ? b.raw : JSON.stringify(b.input);
+      for (const p of pieces(raw)) {
+        ev('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: p } });
+      }
+    } else {
+      ev('content_block_start', { type: 'content_block_start', index, content_block: { type: 'text', text: '' } });
+      events.push('event: ping\ndata: {"type": "ping"}\n\n');
+      for (const p of pieces(b.text)) {
+        ev('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'text_delta', text: p } });
+      }
     }
-  } else {
-    ev('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } });
-    events.push('event: ping\ndata: {"type": "ping"}\n\n');
-    for (const p of pieces(block.text)) {
-      ev('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: p } });
-    }
-  }
-  ev('content_block_stop', { type: 'content_block_stop', index: 0 });
+    ev('content_block_stop', { type: 'content_block_stop', index });
+  });
   ev('message_delta', { type: 'message_delta', delta: { stop_reason: stopReason, stop_sequence: null }, usage: usage(USAGE_OUT) });
   ev('message_stop', { type: 'message_stop' });
   return streamReply(events, extra);
+}
+
+// A scripted tool call as a tool_use block. Arguments given as a string are
+// the JSON the model wrote: parsed for the block's input, or, when they are
+// not JSON, kept as raw (a streamed reply sends them as they are, a whole
+// one sends the string as the input: neither is an object).
+function anthropicCall(c) {
+  const b = { type: 'tool_use', id: c.id || newId('toolu_'), name: c.name, input: c.arguments || {} };
+  if (typeof c.arguments === 'string') {
+    try { b.input = JSON.parse(c.arguments); } catch (e) { b.input = {}; b.raw = c.arguments; }
+  }
+  return b;
 }
 
 // A streamed reply keeps its events apart: delivered normally, each is one
@@ -375,15 +524,24 @@ function headerDirective(h) {
     headers: undefined,
     replay: h['x-mock-replay'],
     subtasks: h['x-mock-subtasks'],
+    replyBytes: h['x-mock-reply-bytes'],
+    text: undefined,
+    json: undefined,
+    session: h['x-mock-session'],
   };
 }
 
 function scriptDirective(entry, base) {
   const d = Object.assign({}, base);
-  const hasReply = ['status', 'body', 'headers', 'fault', 'replay'].some((k) => entry[k] !== undefined);
+  const hasReply = ['status', 'body', 'headers', 'fault', 'replay', 'text', 'json', 'tool_calls'].some((k) => entry[k] !== undefined);
   if (hasReply) {
     d.fault = entry.fault; d.status = entry.status; d.replay = entry.replay;
-    d.headers = entry.headers;
+    d.headers = entry.headers; d.text = entry.text; d.json = entry.json;
+    d.toolCalls = Array.isArray(entry.tool_calls) ? entry.tool_calls : undefined;
+    // json may come as JSON text: a Lua harness cannot tell [] from {}
+    if (typeof d.json === 'string') {
+      try { d.json = JSON.parse(d.json); } catch (e) { d.text = d.json; d.json = undefined; }
+    }
     d.body = (entry.body !== undefined && typeof entry.body !== 'string') ? JSON.stringify(entry.body) : entry.body;
   }
   if (entry.latency_ms !== undefined) d.latencyMs = Number(entry.latency_ms);
@@ -392,6 +550,8 @@ function scriptDirective(entry, base) {
   if (entry.retry_after !== undefined) d.retryAfter = String(entry.retry_after);
   if (entry.location !== undefined) d.location = entry.location;
   if (entry.subtasks !== undefined) d.subtasks = String(entry.subtasks);
+  if (entry.reply_bytes !== undefined) d.replyBytes = String(entry.reply_bytes);
+  if (entry.session !== undefined) d.session = String(entry.session);
   return d;
 }
 
@@ -432,7 +592,14 @@ function defaultReply(provider, parsed, d) {
   if (parsed === undefined) {
     return errorReply(provider, 400, 'We could not parse the JSON body of your request. (mock)', 'invalid');
   }
-  const answer = modelAnswer(provider, parsed, d.subtasks);
+  let answer;
+  try {
+    answer = d.toolCalls
+      ? { structured: false, text: d.text === undefined ? '' : String(d.text), toolCalls: d.toolCalls }
+      : modelAnswer(provider, parsed, d);
+  } catch (e) {
+    return errorReply(provider, 400, `mock: session "${d.session}": ${e.message}`, 'invalid');
+  }
   return provider === 'openai' ? openaiReply(parsed, answer) : anthropicReply(parsed, answer);
 }
 
@@ -606,6 +773,23 @@ function orderedLog() {
   return state.log.slice(state.logStart).concat(state.log.slice(0, state.logStart));
 }
 
+// x-mock-rpm: a per-minute request limit enforced as providers do, at the
+// second's grain: a bucket that holds a second's worth (rpm / 60) and
+// refills continuously. A client that sends a minute's worth at once gets
+// 429s even under the minute's count.
+function takeRateToken(rpm) {
+  const now = Date.now() / 1000;
+  const perSecond = rpm / 60;
+  const capacity = Math.max(1, perSecond);
+  let b = state.rateBucket;
+  if (!b || b.rpm !== rpm) b = state.rateBucket = { rpm, tokens: capacity, at: now };
+  b.tokens = Math.min(capacity, b.tokens + (now - b.at) * perSecond);
+  b.at = now;
+  if (b.tokens < 1) return false;
+  b.tokens -= 1;
+  return true;
+}
+
 function handleLLM(req, res, pathOnly, provider) {
   state.total += 1;
   // Lets a spec prove connection reuse: N calls over one kept-alive
@@ -641,6 +825,12 @@ function handleLLM(req, res, pathOnly, provider) {
     if (state.script.length > 0) d = scriptDirective(state.script.shift(), d);
     if (d.fault !== undefined && !FAULTS.has(d.fault)) {
       return deliver(res, errorReply(provider, 400, `mock: unknown fault "${d.fault}"`, 'invalid'), {});
+    }
+    const rpm = Number(h['x-mock-rpm']);
+    if (h['x-mock-rpm'] !== undefined && Number.isFinite(rpm) && rpm > 0 && !takeRateToken(rpm)) {
+      state.rateLimited += 1;
+      return deliver(res, errorReply(provider, 429, `Rate limit reached: ${rpm} requests per minute (mock).`,
+        'rate_limit', { 'retry-after': '1' }), {});
     }
 
     const answer = () => {
@@ -694,6 +884,7 @@ function statsObject(withLog) {
   const o = {
     pid: process.pid,
     total: state.total,
+    rate_limited: state.rateLimited,
     paths: Object.assign({}, state.paths),
     in_flight: state.inFlight,
     max_in_flight: state.maxInFlight,
@@ -710,6 +901,8 @@ function statsObject(withLog) {
 function reset() {
   barrierFailAll('mock barrier: reset while this request was held');
   state.total = 0;
+  state.rateLimited = 0;
+  state.rateBucket = null;
   state.paths = Object.create(null);
   state.maxInFlight = state.inFlight;
   state.maxConnections = state.connections;
@@ -799,6 +992,17 @@ function tune(server) {
     state.connections += 1;
     if (state.connections > state.maxConnections) state.maxConnections = state.connections;
     sock.on('close', () => { state.connections -= 1; });
+  });
+  // A client told to use this server as its HTTP proxy (the README spec
+  // does, so that no example reaches a host past loopback unseen) asks for
+  // a tunnel with CONNECT host:port: logged, counted and refused. A plain
+  // http:// request through a proxy arrives with an absolute URL and is
+  // logged as any unknown path is.
+  server.on('connect', (req, sock) => {
+    state.total += 1;
+    logRequest(req, req.url, Buffer.alloc(0));
+    sock.on('error', () => {});
+    sock.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
   });
   server.on('clientError', (err, sock) => {
     if (sock.writable && !sock.destroyed && err.code !== 'ECONNRESET') {

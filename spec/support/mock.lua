@@ -442,7 +442,8 @@ end
 
 -- Queues replies for the next LLM requests, in order. Each entry may hold
 -- status, headers, body (a string, or a table sent as JSON), fault, replay,
--- latency_ms, drip_ms, retry_after, location, subtasks; {} is the default
+-- latency_ms, drip_ms, retry_after, location, subtasks, session (a scripted
+-- session in spec/mock/sessions/); {} is the default
 -- reply. Returns how many are queued in all.
 function Server:script(replies)
   return self:control("POST", "/_mock/script", { replies = replies }).pending

@@ -130,6 +130,15 @@ function M.usage_line(usage, wall)
     .. secs(wall)
 end
 
+-- One line for a finished check: passed, or failed with the first line of
+-- its report (the whole report is in the result).
+function M.check_line(data)
+  local head = "check " .. tostring(data.attempt)
+  if data.ok then return head .. " passed" end
+  local why = data.err or (tostring(data.report or "")):match("^[^\n]*")
+  return head .. " failed: " .. shown(why, 400)
+end
+
 -- ------------------------------------------------------------------ plain
 
 local Plain = {}
@@ -154,6 +163,10 @@ function Plain:event(name, data)
     end
   elseif name == "aggregate_start" then
     out:write("owl: aggregating\n")
+  elseif name == "check_done" then
+    out:write("owl: ", M.check_line(data), "\n")
+  elseif name == "repair_start" then
+    out:write("owl: repairing (", tostring(data["repair"]), ")\n")
   end
   -- deltas and the rest are for the terminal; a log needs the outcomes
 end
@@ -190,6 +203,8 @@ function Live:status()
   if self.phase == "aggregating" then
     parts[#parts + 1] = self.agg_deltas > 0 and ("aggregating, streaming " .. count(self.agg_deltas) .. " tokens")
       or "aggregating"
+  elseif self.phase == "checking" or self.phase == "repairing" then
+    parts[#parts + 1] = self.phase
   end
   parts[#parts + 1] = elapsed
   return table.concat(parts, ", ")
@@ -282,6 +297,12 @@ function Live:event(name, data)
     self.phase = "aggregating"
   elseif name == "aggregate_delta" then
     self.agg_deltas = tonumber(data.deltas) or self.agg_deltas + 1
+  elseif name == "check_start" then
+    self.phase = "checking"
+  elseif name == "check_done" then
+    self.pending[#self.pending + 1] = "owl: " .. M.check_line(data)
+  elseif name == "repair_start" then
+    self.phase = "repairing"
   elseif name == "done" then
     self.phase = "done"
   end

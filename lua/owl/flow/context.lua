@@ -2,6 +2,10 @@
 -- its loop, the options, the response budget, usage per role, the partial
 -- result, the clock events are stamped with. Each stage takes a context and
 -- returns its product or an error; only a provider knows a wire format.
+--
+-- The context is public (owl.flow.context): a custom flow makes one and
+-- hands it to the stages it wants. Fields a user may read: client, problem,
+-- opts, prompts, usage, partial ({objective, subtasks, outputs, usage, ...}).
 local core = require("owl.core")
 local errors = require("owl.errors")
 local prompts = require("owl.prompts")
@@ -30,8 +34,28 @@ function M.new(client, problem, opts, max_total)
     started = core.now(),
     on_event = opts.on_event or function() end,
   }, Context)
-  ctx.partial = { usage = ctx.usage, outputs = {} }
+  -- Every subtask of the run, of every round, in order, with outputs dense
+  -- beside it (false until it finished). position maps a subtask table to
+  -- its index there.
+  ctx.partial = { usage = ctx.usage, subtasks = {}, outputs = {} }
+  ctx.position = {}
   return ctx
+end
+
+-- Adds the subtasks the run has not seen yet to partial.subtasks (their
+-- outputs false); returns each one's index in the run, in order.
+function Context:add(subtasks)
+  local at, p = {}, self.partial
+  for i, st in ipairs(subtasks) do
+    local k = self.position[st]
+    if not k then
+      k = #p.subtasks + 1
+      p.subtasks[k], p.outputs[k] = st, false
+      self.position[st] = k
+    end
+    at[i] = k
+  end
+  return at
 end
 
 -- Seconds since the run started.
@@ -82,6 +106,17 @@ function Context:count(role, res)
       u[k] = u[k] + n
       t[k] = t[k] + n
     end
+  end
+end
+
+-- Adds usage counted elsewhere (a worker hook's nested run: its
+-- result.usage.total) to role's and to the total.
+function Context:add_usage(role, u)
+  local r, t = self.usage[role], self.usage.total
+  for _, k in ipairs({ "calls", "input_tokens", "output_tokens", "cached_input_tokens" }) do
+    local n = tonumber(u[k]) or 0
+    r[k] = r[k] + n
+    t[k] = t[k] + n
   end
 end
 

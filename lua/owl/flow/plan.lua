@@ -1,10 +1,12 @@
 -- owl.flow.plan: stage 1, orchestrate. One structured-output call returns
 -- the plan, which must pass its schema: a refusal, a cut-off answer or an
--- invalid plan is an error naming why.
+-- invalid plan (its dependencies included, owl.flow.dag) is an error naming
+-- why.
 local core = require("owl.core")
 local json = require("owl.json")
 local errors = require("owl.errors")
 local schema = require("owl.schema")
+local dag = require("owl.flow.dag")
 
 local M = {}
 
@@ -17,14 +19,27 @@ M.schema = S.object{
     }, { minItems = 1, description = "Independent parts that can be solved in parallel." }) },
 }
 
--- The plan as a table, or nil and an error naming what is wrong with it.
--- Model text an error quotes is redacted of the client's secrets.
-local function read(text, json_schema, secrets)
-  local plan, derr = json.decode(text)
-  if plan == nil then
-    return nil, errors.new("invalid", errors.redact("the plan is not JSON: " .. tostring(derr), secrets))
+-- The plan with dependencies (owl.flow.dag_plan_schema): a subtask that
+-- needs another's result names it, and runs once that one is done.
+M.dag_schema = S.object{
+  { "objective", S.string{ description = "The goal of the whole problem, in one or two sentences." } },
+  { "subtasks", S.array(S.object{
+      { "name", S.string{ description = "A short unique identifier for the subtask, like parse_input." } },
+      { "description", S.string{ description = "What to build, precisely enough to do it from this and the results it depends on." } },
+      { "depends_on", S.array(S.string(), {
+          description = "Names of the subtasks whose results this one needs; [] when it needs none." }) },
+    }, { minItems = 1, description = "Parts of the problem; parts that depend on no other run in parallel." }) },
+}
+
+-- A structured answer as a table, or nil and an `invalid` error naming
+-- what is wrong with it (what: "the plan", "the re-plan"). Model text an
+-- error quotes is redacted of the client's secrets.
+function M.decode(text, json_schema, secrets, what)
+  local v, derr = json.decode(text)
+  if v == nil then
+    return nil, errors.new("invalid", errors.redact(what .. " is not JSON: " .. tostring(derr), secrets))
   end
-  local ok, problems = schema.validate(json_schema, plan)
+  local ok, problems = schema.validate(json_schema, v)
   if not ok then
     local lines = {}
     for i = 1, math.min(#problems, 5) do
@@ -32,16 +47,36 @@ local function read(text, json_schema, secrets)
       lines[i] = (p.path == "" and "(root)" or p.path) .. ": " .. p.message
     end
     if #problems > 5 then lines[#lines + 1] = "and " .. (#problems - 5) .. " more" end
-    local message = "the plan does not match its schema: " .. table.concat(lines, "; ")
-    return nil, errors.new("invalid", errors.redact(message, secrets), { problems = problems, plan = plan })
+    local message = what .. " does not match its schema: " .. table.concat(lines, "; ")
+    return nil, errors.new("invalid", errors.redact(message, secrets), { problems = problems, plan = v })
   end
+  return v
+end
+
+-- Each subtask needs a name and a description (a custom schema may add
+-- fields, never drop these two: the prompts use them).
+function M.check_subtasks(subtasks, what, v)
+  for i, st in ipairs(subtasks) do
+    if type(st) ~= "table" or type(st.name) ~= "string" or type(st.description) ~= "string" then
+      return errors.new("invalid", "subtask " .. i .. " of " .. what .. " needs a name and a description", { plan = v })
+    end
+  end
+  return nil
+end
+
+local function read(text, json_schema, secrets)
+  local plan, err = M.decode(text, json_schema, secrets, "the plan")
+  if not plan then return nil, err end
   if type(plan.objective) ~= "string" or type(plan.subtasks) ~= "table" or #plan.subtasks == 0 then
     return nil, errors.new("invalid", "the plan needs an objective and at least one subtask", { plan = plan })
   end
-  for i, st in ipairs(plan.subtasks) do
-    if type(st) ~= "table" or type(st.name) ~= "string" or type(st.description) ~= "string" then
-      return nil, errors.new("invalid", "subtask " .. i .. " of the plan needs a name and a description", { plan = plan })
-    end
+  err = M.check_subtasks(plan.subtasks, "the plan", plan)
+  if err then return nil, err end
+  local order, derr = dag.resolve(plan.subtasks)
+  if not order then
+    err = derr
+    err.message, err.plan = errors.redact(err.message, secrets), plan
+    return nil, err
   end
   return plan
 end
@@ -61,6 +96,8 @@ function M.run(ctx, json_schema, max_subtasks)
   local plan
   plan, err = read(res.text, json_schema, ctx.client.secrets)
   if not plan then return nil, err end
+  ctx.partial.objective = plan.objective
+  ctx:add(plan.subtasks)
   if #plan.subtasks > max_subtasks then
     return nil, errors.new("invalid", "the plan has " .. #plan.subtasks .. " subtasks, more than max_subtasks ("
       .. max_subtasks .. "); no worker was started", { plan = plan })

@@ -1,11 +1,16 @@
--- owl.flow.workers: stage 2, work. One task per subtask, all in flight at
--- once up to a window (a semaphore); a failed worker does not stop the
--- others. outputs[i] is subtask i's output, or false when it failed.
+-- owl.flow.workers: stage 2, work. One task per subtask, up to a window of
+-- them in flight at once (a semaphore); a failed worker does not stop the
+-- others. A subtask with depends_on starts once those it names are done,
+-- and reads their outputs; one whose dependency failed fails unrun.
 local core = require("owl.core")
 local json = require("owl.json")
 local errors = require("owl.errors")
+local prompts = require("owl.prompts")
 local text = require("owl.text")
 local task = require("owl.task")
+local dag = require("owl.flow.dag")
+local replan = require("owl.flow.replan")
+local worker_call = require("owl.flow.worker_call")
 
 local M = {}
 
@@ -21,78 +26,183 @@ function M.window(max_workers, n)
   return window
 end
 
--- The values a worker prompt may use: the subtask's own fields (a custom
--- plan schema may add some), the problem and the objective.
-local function vars(problem, plan, st)
+-- A block of the worker prompt ({dependencies}, {earlier}): "" for no
+-- items, else the role's template around one section per item.
+local function block(p, key, items)
+  if #items == 0 then return "" end
+  local tpl = p[key] or prompts.worker[key]
+  local sections = prompts.sections(p.section or prompts.worker.section, items, "worker.section")
+  return prompts.render(tpl, { sections = table.concat(sections) }, "worker." .. key)
+end
+
+-- The values a worker prompt may use: every field of the subtask (a custom
+-- plan schema may add some; arrays and objects are written as JSON), the
+-- problem, the objective, and the two blocks.
+local function vars(ctx, plan, st, dependencies, earlier)
   local v = {}
   for k, x in pairs(st) do
-    if type(x) == "string" or type(x) == "number" then v[k] = x end
+    if type(k) == "string" then v[k] = x end
   end
-  v.problem, v.objective = problem, plan.objective
+  v.problem, v.objective = ctx.problem, plan.objective
+  v.dependencies, v.earlier = dependencies, earlier
   return v
 end
 
--- M.run(ctx, plan) -> nil when every worker succeeded, else the `worker`
--- error naming the first failure (every failure is in err.errors). The
--- outputs go into ctx.partial.outputs as they finish.
-function M.run(ctx, plan)
-  local subtasks = plan.subtasks
+-- One worker's model call: its request made and read, each delta to
+-- on_delta. The only place a worker talks to a model, so a worker with
+-- tools can swap this for an agent loop. -> text, or nil and an error;
+-- and the response (for its usage) when there was one.
+function M.call(ctx, job)
   local client = ctx.client
-  -- one spec (url, headers, timeouts) shared by all, a body each
-  local requests, bodies = {}, {}
-  local model = ctx:model_for("worker")
-  for i, st in ipairs(subtasks) do
-    requests[i] = {
-      model = model,
-      messages = ctx:messages(ctx.prompts.worker, vars(ctx.problem, plan, st), "worker"),
-      stream = ctx.opts.stream or nil,
-    }
-    bodies[i] = client.provider.body(client, requests[i])
+  local body = client.provider.body(client, job.request)
+  local shared = job.shared and job.shared()
+  if not shared then -- a job made by hand: a spec of its own
+    shared = ctx:spec_of(job.request)
+    shared.body = nil
   end
-  local shared = ctx:spec_of(bodies[1])
-  shared.body = nil
+  local res, err = ctx:call("workers", "the worker", job.request,
+    function(loop) return core.work(loop, shared, { body })[1] end, job.on_delta)
+  if err then return nil, err, res end
+  -- a provider's text is valid UTF-8 when it came through owl's JSON
+  -- decoder; anything else is repaired (U+FFFD) here, as it must go on
+  -- into the aggregator's JSON body
+  return text.strip_fences(json.fix_utf8(res.text)), nil, res
+end
 
-  local window = task.semaphore(M.window(ctx.opts.max_workers, #subtasks))
-  local outputs, failures, tasks = ctx.partial.outputs, {}, {}
-  for i = 1, #subtasks do outputs[i] = false end
-  for i, st in ipairs(subtasks) do
-    tasks[i] = task.spawn(function()
-      if not window:acquire() then return end -- cancelled while waiting its turn
-      local started = ctx:seconds()
-      ctx:event("worker_start", { index = i, name = st.name })
-      local deltas = 0
-      local res, err = ctx:call("workers", "the worker", requests[i],
-        function(loop) return core.work(loop, shared, { bodies[i] })[1] end,
-        function(delta)
-          deltas = deltas + 1
-          ctx:event("worker_delta", { index = i, name = st.name, delta = delta, deltas = deltas })
-        end)
-      window:release()
-      local usage = res and res.usage or nil
-      if err then
-        failures[#failures + 1] = { index = i, err = err }
-      else
-        -- a provider's text is valid UTF-8 when it came through owl's JSON
-        -- decoder; anything else is repaired (U+FFFD) here, as it must go
-        -- on into the aggregator's JSON body
-        outputs[i] = text.strip_fences(json.fix_utf8(res.text))
-      end
-      ctx:event("worker_done", { index = i, name = st.name, ok = err == nil, err = err, usage = usage,
-                                 duration = ctx:seconds() - started })
-    end)
+-- A user's worker (opts.worker): worker(ctx, subtask, job) returns the
+-- output text [, usage], or nil and an error; a raise counts as its
+-- failure (kind `callback`), never as the run's.
+local function call_hook(ctx, hook, st, job)
+  local ok, out, extra = task.pcall(hook, ctx, st, job)
+  if not ok then
+    if errors.is(out) then return nil, out end
+    return nil, errors.new("callback", "the worker function raised: " .. tostring(out))
   end
-  for i = 1, #tasks do
+  if type(out) == "string" then
+    if type(extra) == "table" then ctx:add_usage("workers", extra) end
+    return json.fix_utf8(out)
+  end
+  if out == nil then
+    if errors.is(extra) then return nil, extra end
+    return nil, errors.new("worker", "the worker function failed: " .. tostring(extra or "it returned nothing"))
+  end
+  return nil, errors.new("invalid", "the worker function returned a " .. type(out) .. ", not a string")
+end
+
+-- M.run(ctx, plan [, subtasks]) -> outputs (entry i: subtasks[i]'s text),
+-- or nil and the `worker` error naming the first failure (every failure in
+-- err.errors). subtasks defaults to plan.subtasks; each output also goes
+-- into ctx.partial.outputs, at the subtask's index in the run, as it ends.
+function M.run(ctx, plan, subtasks)
+  subtasks = subtasks or plan.subtasks
+  local n = #subtasks
+  local batch = {}
+  for _, st in ipairs(subtasks) do batch[st] = true end
+  local order, deps, outside = dag.resolve(subtasks, dag.lookup(ctx.partial.subtasks, batch))
+  if not order then return nil, deps end
+  local at = ctx:add(subtasks)
+  local outputs, all_outputs, all_subtasks = {}, ctx.partial.outputs, ctx.partial.subtasks
+  for i = 1, n do outputs[i] = false end
+
+  -- what earlier rounds found, shortened, for every worker of this one
+  local seen = {}
+  for k = 1, #all_subtasks do
+    if not batch[all_subtasks[k]] and all_outputs[k] then seen[#seen + 1] = k end
+  end
+  local earlier = ""
+  if #seen > 0 then
+    local share = math.max(replan.MIN_SHARE,
+      math.floor((ctx.opts.replan_bytes or replan.DEFAULT_BYTES) / #seen))
+    local items = {}
+    for j, k in ipairs(seen) do
+      items[j] = { name = all_subtasks[k].name, output = text.cap(all_outputs[k], share) }
+    end
+    earlier = block(ctx.prompts.worker, "earlier", items)
+  end
+
+  local model = ctx:model_for("worker")
+  local hook = ctx.opts.worker
+  -- one spec (url, headers, timeouts) shared by all, a body each
+  local shared_spec
+  local function shared()
+    if not shared_spec then
+      shared_spec = ctx:spec_of({ model = model, messages = { { role = "user", content = "" } },
+                                  stream = ctx.opts.stream or nil })
+      shared_spec.body = nil
+    end
+    return shared_spec
+  end
+
+  local window = task.semaphore(M.window(ctx.opts.max_workers, n))
+  local failures, failed, tasks = {}, {}, {}
+  local function fail(i, err)
+    failed[i] = err
+    failures[#failures + 1] = { index = i, err = err }
+  end
+
+  local function worker(i)
+    local st, k = subtasks[i], at[i]
+    for _, j in ipairs(deps[i]) do tasks[j]:wait() end
+    for _, j in ipairs(deps[i]) do
+      if failed[j] or not outputs[j] then
+        local err = errors.new("worker", "not run: it depends on '" .. subtasks[j].name .. "', which failed",
+          { subtask = st.name, dependency = subtasks[j].name, cause = failed[j] })
+        fail(i, err)
+        ctx:event("worker_done", { index = k, name = st.name, ok = false, err = err, duration = 0 })
+        return
+      end
+    end
+    if not window:acquire() then return end -- cancelled while waiting its turn
+    local started = ctx:seconds()
+    ctx:event("worker_start", { index = k, name = st.name })
+    local items = {}
+    for _, j in ipairs(deps[i]) do items[#items + 1] = { name = subtasks[j].name, output = outputs[j] } end
+    for _, e in ipairs(outside[i]) do items[#items + 1] = { name = all_subtasks[e].name, output = all_outputs[e] } end
+    local v = vars(ctx, plan, st, block(ctx.prompts.worker, "dependencies", items), earlier)
+    local deltas = 0
+    local job = {
+      index = k, vars = v, shared = shared,
+      request = { model = model, messages = ctx:messages(ctx.prompts.worker, v, "worker"),
+                  stream = ctx.opts.stream or nil },
+      on_delta = function(delta)
+        deltas = deltas + 1
+        ctx:event("worker_delta", { index = k, name = st.name, delta = delta, deltas = deltas })
+      end,
+    }
+    local out, err, res
+    if hook then
+      out, err = call_hook(ctx, hook, st, job)
+    else
+      -- a worker with tools runs the tool loop (owl.flow.worker_call)
+      local tools
+      tools, err = worker_call.tools(ctx, st)
+      if tools then
+        res, err = worker_call.run(ctx, k, st, job.request, tools, job.on_delta)
+        if res then out = text.strip_fences(json.fix_utf8(res.text)) end
+      elseif not err then
+        out, err, res = M.call(ctx, job)
+      end
+    end
+    window:release()
+    if err then fail(i, err) else outputs[i], all_outputs[k] = out, out end
+    ctx:event("worker_done", { index = k, name = st.name, ok = err == nil, err = err,
+                               usage = res and res.usage or nil, duration = ctx:seconds() - started })
+  end
+
+  -- spawned in dependency order, so a task waits only for tasks that exist
+  for _, i in ipairs(order) do tasks[i] = task.spawn(worker, i) end
+  for i = 1, n do
     -- a worker task returns nothing; an error raised in it is a bug in a
     -- callback (on_event) or in this code: never swallowed
     local _, terr = tasks[i]:wait()
     if terr ~= nil and not (errors.is(terr) and terr.kind == "cancelled") then error(terr, 0) end
   end
-  if #failures == 0 then return nil end
+  if #failures == 0 then return outputs end
   table.sort(failures, function(a, b) return a.index < b.index end)
   local first = failures[1]
   local all = {}
   for i, f in ipairs(failures) do all[i] = f.err end
-  return errors.new("worker", #failures .. " of " .. #subtasks .. " workers failed; first: " .. tostring(first.err),
+  return nil, errors.new("worker", #failures .. " of " .. n .. " workers failed; first: " .. tostring(first.err),
     { subtask = subtasks[first.index].name, cause = first.err, errors = all })
 end
 

@@ -14,6 +14,7 @@
 local json = require("owl.json")
 local http = require("owl.providers.http")
 local anthropic_stream = require("owl.providers.anthropic_stream")
+local anthropic_tools = require("owl.providers.anthropic_tools")
 
 local anthropic = {}
 
@@ -147,7 +148,11 @@ local function make_body(client, request, level)
   end
   local body = http.shallow_copy(request)
   body.model = model
-  body.messages = messages
+  -- owl's neutral tool transcript, owl.tool values and tool_choice words
+  -- in Anthropic's shape
+  body.messages = anthropic_tools.messages(messages)
+  if body.tools ~= nil then body.tools = anthropic_tools.tools(body.tools) end
+  if body.tool_choice ~= nil then body.tool_choice = anthropic_tools.tool_choice(body.tool_choice) end
   if system ~= nil then body.system = system end
   if body.max_tokens == nil then body.max_tokens = anthropic.DEFAULT_MAX_TOKENS end
   if request.structured ~= nil then

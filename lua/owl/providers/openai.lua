@@ -6,6 +6,7 @@
 local json = require("owl.json")
 local http = require("owl.providers.http")
 local openai_stream = require("owl.providers.openai_stream")
+local openai_tools = require("owl.providers.openai_tools")
 
 local openai = {}
 
@@ -24,6 +25,9 @@ local function make_body(client, request, level)
   local model = http.model(client, request, WHO, level)
   local body = http.shallow_copy(request)
   body.model = model
+  -- owl's neutral tool transcript and owl.tool values in OpenAI's shape
+  body.messages = openai_tools.messages(request.messages)
+  if body.tools ~= nil then body.tools = openai_tools.tools(body.tools) end
   -- a stream's usage comes in a last chunk only when asked for; a request
   -- that sets stream_options keeps its own
   if body.stream and body.stream_options == nil then body.stream_options = { include_usage = true } end
