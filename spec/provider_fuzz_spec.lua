@@ -12,9 +12,10 @@
 -- Deterministic: iteration i of a group draws from a generator seeded by
 -- (seed, group, i), so a failure names its seed and iteration and
 --   OWL_FUZZ_SEED=s OWL_FUZZ_ITERATION=i spec/run.sh --lua 5.4 spec/provider_fuzz_spec.lua
--- replays exactly that input (its bytes are also written to a file the
+-- replays exactly that input on the same Lua (its bytes are also written to a file the
 -- failure names). OWL_FUZZ_ITERATIONS and OWL_FUZZ_SECONDS change the
--- bounds (each group stops at whichever comes first).
+-- bounds (each group stops at whichever comes first); OWL_FUZZ_VERBOSE=1
+-- prints how many inputs each group read and how they ended.
 local owl = require("owl")
 local json = require("owl.json")
 local errors = require("owl.errors")
@@ -119,12 +120,20 @@ local function any_value(r)
   return "stop"
 end
 
--- Every (table, key) in a decoded document, for JSON-aware edits.
+-- Every (table, key) in a decoded document, for JSON-aware edits, keys
+-- in sorted order: pairs' order differs between Luas and between runs
+-- (5.4 seeds its string hashes), and a seed must pick the same slot.
 local function slots(v, out)
   if type(v) == "table" and v ~= mock.null then
-    for k, child in pairs(v) do
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b)
+      if type(a) ~= type(b) then return type(a) < type(b) end
+      return a < b
+    end)
+    for _, k in ipairs(keys) do
       out[#out + 1] = { v, k }
-      slots(child, out)
+      slots(v[k], out)
     end
   end
   return out
@@ -267,6 +276,24 @@ end
 
 -- ------------------------------------------------------------------ readers
 
+-- Statuses and headers a mutated response may carry instead of its own:
+-- the error paths read the body differently, and the headers feed the
+-- retry and request-id fields of an error.
+local STATUSES = { 200, 201, 299, 400, 401, 404, 408, 429, 500, 502, 529, 0, 302, 100 }
+local HEADER_VALUES = { "", "0", "-1", "1.5", "inf", "NaN", "1e999", "Wed, 21 Oct 2015 07:28:00 GMT", "garbage",
+  "true", "false", string.rep("9", 400), "ÿþ" }
+local HEADER_NAMES = { "retry-after", "retry-after-ms", "x-should-retry", "x-request-id", "request-id" }
+
+-- Sometimes another status, sometimes odd headers: what the response
+-- becomes besides its body.
+local function mutate_head(r, fx)
+  local status, headers = fx.status, {}
+  for k, v in pairs(fx.headers or {}) do headers[k:lower()] = v end
+  if r.int(6) == 1 then status = r.pick(STATUSES) end
+  for _ = 1, r.int(3) - 1 do headers[r.pick(HEADER_NAMES)] = r.pick(HEADER_VALUES) end
+  return status, headers
+end
+
 -- A finished transfer as the readers see one (what spec/anthropic_provider_spec
 -- hands them too): status, headers, body.
 local function fake_res(fx, body)
@@ -300,8 +327,8 @@ local function read_once(provider, fx, body, r)
   local client, request = client_for(r, provider)
   local ok, res, err = pcall(PROVIDERS[provider].read, fake_res(fx, body), client, request)
   if not ok then return "read raised: " .. tostring(res) end
-  if res ~= nil then return not_normalized(res) end
-  return not_owl_error(err, false)
+  if res ~= nil then return not_normalized(res), "response" end
+  return not_owl_error(err, false), "error"
 end
 
 -- The events the C parser frames from body fed in random pieces.
@@ -321,21 +348,21 @@ end
 local function stream_once(provider, body, r)
   local client, request = client_for(r, provider)
   local events = frame(r, body)
-  local ok, why = pcall(function()
+  local ok, why, outcome = pcall(function()
     local reader = PROVIDERS[provider].stream_reader(client, request)
     for _, ev in ipairs(events) do
       local ds, err = reader:event(ev)
-      if ds == nil then return not_owl_error(err, true) end
+      if ds == nil then return not_owl_error(err, true), "error" end
       local bad = not_deltas(ds)
       if bad then return bad end
       if type(reader:partial_text()) ~= "string" then return "partial_text is not a string" end
     end
     local res, err = reader:finish()
-    if res ~= nil then return not_normalized(res) end
-    return not_owl_error(err, true)
+    if res ~= nil then return not_normalized(res), "response" end
+    return not_owl_error(err, true), "error"
   end)
   if not ok then return "the stream reader raised: " .. tostring(why) end
-  return why
+  return why, outcome
 end
 
 -- Runs one group: up to ITERATIONS mutated inputs within SECONDS (or only
@@ -346,14 +373,20 @@ local function run_group(group, provider, streamed)
   assert.is_true(#list > 0)
   local deadline = socket.gettime() + SECONDS
   local first, last = ONLY or 1, ONLY or ITERATIONS
-  local outcomes = 0
+  local outcomes, seen = 0, { response = 0, error = 0 }
   for i = first, last do
     if not ONLY and socket.gettime() > deadline then break end
     local r = rng_for(group, i)
     local fx = r.pick(list)
     local body, edits = mutate(r, fx.body, streamed)
-    local problem
-    if streamed then problem = stream_once(provider, body, r) else problem = read_once(provider, fx, body, r) end
+    local problem, outcome
+    if streamed then
+      problem, outcome = stream_once(provider, body, r)
+    else
+      local status, headers = mutate_head(r, fx)
+      problem, outcome = read_once(provider, { status = status, headers = headers }, body, r)
+      edits = edits .. string.format(" (status %s)", tostring(status))
+    end
     if problem then
       local path = os.tmpname()
       local f = assert(io.open(path, "wb"))
@@ -363,9 +396,21 @@ local function run_group(group, provider, streamed)
         .. "OWL_FUZZ_SEED=%d OWL_FUZZ_ITERATION=%d", SEED, i, fx.name, edits, problem, path, SEED, i), 0)
     end
     outcomes = outcomes + 1
+    seen[outcome] = seen[outcome] + 1
   end
   -- the bound is time or count: a group that ran almost nothing proves nothing
   assert.is_true(outcomes >= math.min(50, last - first + 1), "only " .. outcomes .. " inputs in " .. SECONDS .. " s")
+  -- and mutations that only ever broke the input, or never did, would
+  -- test one side alone
+  if not ONLY then
+    assert.is_true(seen.response > 0 and seen.error > 0,
+      string.format("%d responses and %d errors in %d inputs", seen.response, seen.error, outcomes))
+  end
+  if os.getenv("OWL_FUZZ_VERBOSE") then
+    io.stderr:write(string.format("\n%s %s: %d inputs, %d responses, %d errors\n", provider,
+      streamed and "stream" or "read", outcomes, seen.response, seen.error))
+  end
+  return outcomes, seen
 end
 
 local title = string.format("(seed %d, up to %d inputs or %g s)", SEED, ITERATIONS, SECONDS)
