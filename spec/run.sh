@@ -3,10 +3,12 @@
 #   N passed, N failed
 # the sum over all suites (CI reads it; busted's own summary it does not).
 #
-#   spec/run.sh             luacheck and the clang build, the specs on Lua 5.4,
-#                           5.3, 5.1 and LuaJIT, then check-mem
+#   spec/run.sh             luacheck and the clang build, the fuzz targets for
+#                           10 s each, the specs on Lua 5.4, 5.3, 5.1 and
+#                           LuaJIT, then check-mem
 #   spec/run.sh --mem-only  check-mem alone: the canary, then valgrind and ASan/UBSan
 #   spec/run.sh --lua 5.4 [spec files]   the specs on one Lua (5.4, 5.3, 5.1 or jit)
+#   spec/run.sh --fuzz-only  the fuzz checks alone (each libFuzzer target 10 s)
 #
 # Each suite prints its own line; a suite that dies without printing its
 # count is counted as one failure, so a crash is never a silent pass.
@@ -73,6 +75,31 @@ run_static() {
   check clang make --no-print-directory CC=clang LUA_VERSION=5.4 BUILD=build/clang build
 }
 
+# --- fuzz -------------------------------------------------------------------
+# Each libFuzzer target of `make fuzz` for FUZZ_SECONDS (10) with its seed
+# corpus, one check per target, so 20 s or so in all. Without clang's
+# libFuzzer (tools/install-deps fuzz installs it) the build fails and so
+# does the check, saying so: a fuzz target that cannot run is never a pass.
+FUZZ_TARGETS=(json_decode sse)
+fuzz_one() {
+  local t="$1"
+  if ! make --no-print-directory "build/fuzz/$t" >"/tmp/owl-fuzz-build.$$" 2>&1; then
+    sed 's/^/  /' "/tmp/owl-fuzz-build.$$" | tail -5
+    rm -f "/tmp/owl-fuzz-build.$$"
+    echo "fuzz $t: cannot build the libFuzzer target: clang and libclang-rt-14-dev are needed (tools/install-deps fuzz)"
+    return 1
+  fi
+  rm -f "/tmp/owl-fuzz-build.$$"
+  spec/fuzz/run.sh "${FUZZ_SECONDS:-10}" "$t"
+}
+run_fuzz() {
+  # install-deps reports (and as root installs) what is missing; the build
+  # below fails on its own if that did not work
+  tools/install-deps fuzz || echo "fuzz: tools/install-deps fuzz failed: the fuzz checks will fail"
+  local t
+  for t in "${FUZZ_TARGETS[@]}"; do check "fuzz-${t%%_*}" fuzz_one "$t"; done
+}
+
 # --- check-mem --------------------------------------------------------------
 MEM_CFLAGS="-O1 -g -fno-omit-frame-pointer -Wall -Wextra -Werror -std=c99 -pedantic -Wno-overlength-strings"
 VALGRIND=(valgrind -q --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,indirect
@@ -114,15 +141,17 @@ run_mem() {
 mode="all"; only=""
 case "${1:-}" in
   --mem-only) mode="mem" ;;
+  --fuzz-only) mode="fuzz" ;;
   --lua) mode="one"; only="${2:?--lua needs 5.4, 5.3, 5.1 or jit}"; shift 2; files=("$@") ;;
   "") ;;
-  *) echo "usage: spec/run.sh [--mem-only | --lua VERSION]" >&2; exit 2 ;;
+  *) echo "usage: spec/run.sh [--mem-only | --fuzz-only | --lua VERSION]" >&2; exit 2 ;;
 esac
 
 case "$mode" in
-  all) run_static; for v in 5.4 5.3 5.1 jit; do run_lua "$v"; done; run_mem ;;
+  all) run_static; run_fuzz; for v in 5.4 5.3 5.1 jit; do run_lua "$v"; done; run_mem ;;
   one) run_lua "$only" ${files[@]+"${files[@]}"} ;;
   mem) run_mem ;;
+  fuzz) run_fuzz ;;
 esac
 
 echo

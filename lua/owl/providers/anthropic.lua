@@ -209,10 +209,23 @@ local function count(v)
   return type(v) == "number" and v or 0
 end
 
+-- A field the normalized response holds as a string: anything else a
+-- server sends there (a number, an object) reads as absent.
+local function string_or_nil(v)
+  return type(v) == "string" and v or nil
+end
+
+-- The JSON text of a decoded value, or nil: a number past double range
+-- decodes as inf, which JSON cannot hold, so encode refuses it.
+local function encode_or_nil(v)
+  local ok, text = pcall(json.encode, v)
+  return ok and text or nil
+end
+
 local function tool_call(block)
   local input = present(block.input)
-  local call = { id = present(block.id), name = present(block.name) }
-  if input ~= nil then call.arguments_json = json.encode(input) end
+  local call = { id = string_or_nil(block.id), name = string_or_nil(block.name) }
+  if input ~= nil then call.arguments_json = encode_or_nil(input) end
   if type(input) == "table" and not json.is_array(input) then
     call.arguments = input
   else
@@ -265,12 +278,12 @@ function anthropic.normalize(message, client, request)
     -- other blocks (redacted_thinking, server tools' blocks) stay in raw
   end
 
-  local stop_reason = present(message.stop_reason)
+  local stop_reason = string_or_nil(message.stop_reason)
   local finish_reason = FINISH[stop_reason] or stop_reason
   local text = #texts > 0 and table.concat(texts) or nil
   if answer then
     local input = present(answer.input)
-    text = type(input) == "table" and json.encode(input) or nil
+    text = type(input) == "table" and encode_or_nil(input) or nil
     if stop_reason == "tool_use" then finish_reason = "stop" end
   end
   local refusal

@@ -67,19 +67,25 @@ function openai.build(client, request)
   return spec
 end
 
+-- A field the normalized response holds as a string: anything else a
+-- server sends there (a number, an object) reads as absent.
+local function string_or_nil(v)
+  return type(v) == "string" and v or nil
+end
+
 local function read_tool_calls(list)
   local calls = json.array({})
   if type(list) ~= "table" then return calls end
   for _, tc in ipairs(list) do
     local fn = type(tc) == "table" and present(tc["function"]) or nil
     fn = type(fn) == "table" and fn or {}
-    local raw = present(fn.arguments)
+    local raw = string_or_nil(fn.arguments)
     local call = {
-      id = type(tc) == "table" and present(tc.id) or nil,
-      name = present(fn.name),
+      id = type(tc) == "table" and string_or_nil(tc.id) or nil,
+      name = string_or_nil(fn.name),
       arguments_json = raw,
     }
-    if type(raw) == "string" then
+    if raw then
       call.arguments, call.arguments_error = http.tool_arguments(raw)
     else
       call.arguments_error = "the tool call has no arguments string"
@@ -117,7 +123,7 @@ function openai.read(res, client)
     text = type(text) == "string" and text or nil,
     refusal = type(refusal) == "string" and refusal or nil,
     tool_calls = read_tool_calls(present(message.tool_calls)),
-    finish_reason = present(choice.finish_reason),
+    finish_reason = string_or_nil(choice.finish_reason),
     usage = {
       input_tokens = type(input_tokens) == "number" and input_tokens or 0,
       output_tokens = type(output_tokens) == "number" and output_tokens or 0,
