@@ -101,13 +101,17 @@ describe("owl.checks.command", function()
   it("gives the command an environment without any API key, token or secret", function()
     local script = "package.cpath = 'build/" .. FLAVOR .. "/?.so;' .. package.cpath "
       .. "local r = require('owl.checks').process.run{ command = 'env' } io.write(r.output)"
-    local p = assert(io.popen("env -u LD_PRELOAD OPENAI_API_KEY=sk-open1 ANTHROPIC_API_KEY=sk-ant1 GROQ_API_KEY=gk1 "
-      .. "GITHUB_TOKEN=gh1 my_secret_value=s1 DB_PASSWORD=p1 OWL_KEEP_ME=kept " .. LUA .. " -e \"" .. script .. "\""))
+    -- values long and odd enough that no other variable holds them by
+    -- chance (regression: "p1" was found inside an unrelated value on jit)
+    local p = assert(io.popen("env -u LD_PRELOAD OPENAI_API_KEY=sk-open-Vq81 ANTHROPIC_API_KEY=sk-ant-Wz52 "
+      .. "GROQ_API_KEY=gk-Xr73 GITHUB_TOKEN=gh-Ys94 my_secret_value=sv-Zt15 DB_PASSWORD=pw-Qu36 OWL_KEEP_ME=kept "
+      .. LUA .. " -e \"" .. script .. "\""))
     local env = p:read("*a")
     p:close()
     assert.truthy(env:find("OWL_KEEP_ME=kept", 1, true), env)
     assert.truthy(env:find("PATH=", 1, true))
-    for _, v in ipairs({ "sk-open1", "sk-ant1", "gk1", "gh1", "s1", "p1", "API_KEY", "TOKEN" }) do
+    for _, v in ipairs({ "sk-open-Vq81", "sk-ant-Wz52", "gk-Xr73", "gh-Ys94", "sv-Zt15", "pw-Qu36", "API_KEY=",
+                         "TOKEN=", "my_secret_value=", "DB_PASSWORD=" }) do
       assert.is_nil(env:find(v, 1, true), v .. " reached the command")
     end
   end)
