@@ -49,15 +49,29 @@ HDRS := $(wildcard csrc/*.h)
 # luaopen_owl_core.
 OWL_CFLAGS = -fPIC -D_POSIX_C_SOURCE=200809L -I$(LUA_INCDIR) $(CURL_CFLAGS) $(PCRE2_CFLAGS) $(EXTRA_CFLAGS)
 
-.PHONY: all build build-all deps test test-long lint check-mem fuzz demo analysis bench clean install
+.PHONY: all build build-all rock deps test test-long lint check-mem fuzz demo analysis bench clean install
 
 all: build
 
 build: $(BUILD)/owl/core.so
 
+# One compiler call from the sources to the library: no object files, so
+# nothing but $(BUILD)/owl/core.so is ever written.
+link_core = $(CC) $(CFLAGS) $(OWL_CFLAGS) $(LIBFLAG) -o $(1) $(SRCS) $(CURL_LIBS) $(PCRE2_LIBS) $(EXTRA_LDFLAGS)
+
 $(BUILD)/owl/core.so: $(SRCS) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(OWL_CFLAGS) $(LIBFLAG) -o $@ $(SRCS) $(CURL_LIBS) $(PCRE2_LIBS) $(EXTRA_LDFLAGS)
+	$(call link_core,$@)
+
+# LuaRocks' make backend (rockspec/) calls this with BUILD set to the rock's
+# own lib directory in the tree it installs to, and LuaRocks' CC, CFLAGS,
+# LIBFLAG, LUA_INCDIR and library flags. LuaRocks' builtin backend would
+# compile in the checkout instead (csrc/*.o, ./owl/core.so), where a later
+# `lua` or `bin/owl` run picks up a build for another Lua. Always rebuilt:
+# the rock's directory may hold a build from an earlier install.
+rock:
+	@mkdir -p $(BUILD)/owl
+	$(call link_core,$(BUILD)/owl/core.so)
 
 build-all:
 	@for v in 5.4 5.3 5.1 jit; do $(MAKE) --no-print-directory LUA_VERSION=$$v build || exit 1; done
@@ -85,9 +99,9 @@ check-mem: deps
 # ---- make fuzz ---------------------------------------------------------
 # The harnesses are in spec/fuzz/, beside their seed corpora and the script
 # that runs them: they are test code, and csrc/ holds only owl.core's
-# sources. (Neither SRCS, csrc/*.c, which does not recurse, nor the
-# rockspec, which names each source, would take them in; outside csrc/ no
-# later wildcard can either.) Each target links only the files it tests
+# sources. (SRCS, csrc/*.c, which the build and the rockspec's `rock`
+# target compile, does not recurse and would not take them in; outside
+# csrc/ no later wildcard can either.) Each target links only the files it tests
 # with the system's Lua 5.4, every file instrumented for the fuzzer.
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
@@ -126,5 +140,9 @@ bench:
 	@$(MAKE) --no-print-directory LUA_VERSION=5.4 build
 	../shared/bench/run.sh -p "c_curl_floor lua_http node_openai python_httpx $(CURDIR)/bench/owl" -n "10 100 1000"
 
+# csrc/*.o and owl/core.so: what LuaRocks' builtin backend left in a
+# checkout before the rockspec moved to the make backend.
 clean:
 	rm -rf build
+	rm -f csrc/*.o owl/core.so
+	-@rmdir owl 2>/dev/null || true

@@ -15,6 +15,20 @@
 
 OWL_EXPORT int luaopen_owl_core(lua_State *L);
 
+/* Which Lua this build is for. A build for another Lua usually cannot even
+ * be loaded (dlopen stops at an undefined lua_* symbol) and then cannot say
+ * what it is: owl.core_loader reads this string straight out of the file
+ * instead, so the marker is spelt out in full and kept whole. LuaJIT shares
+ * Lua 5.1's ABI (lua.h says 5.1); its own luaconf.h is how we tell it
+ * apart. Static, like everything but luaopen_owl_core: nothing exported. */
+#if LUA_VERSION_NUM == 501 && (defined(LUA_LJDIR) || defined(LUAJIT_VERSION))
+#define OWL_BUILT_FOR "LuaJIT"
+#else
+#define OWL_BUILT_FOR LUA_VERSION
+#endif
+#define OWL_BUILT_FOR_MARK "owl.core built for: "
+static const char owl_built_for[] = OWL_BUILT_FOR_MARK OWL_BUILT_FOR;
+
 #ifdef OWL_CANARY
 #include <stdlib.h>
 #include <string.h>
@@ -118,5 +132,7 @@ int luaopen_owl_core(lua_State *L) {
    * to name their versions: the version record alone is enough. */
   lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
   lua_setfield(L, -2, "curl_version");
+  lua_pushstring(L, owl_built_for + sizeof(OWL_BUILT_FOR_MARK) - 1);
+  lua_setfield(L, -2, "built_for");
   return 1;
 }

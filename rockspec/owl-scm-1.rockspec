@@ -1,5 +1,7 @@
--- luarocks --lua-version=5.4 make rockspec/owl-scm-1.rockspec --deps-mode=none
--- (from the repository root; bare `luarocks` on Debian targets Lua 5.1)
+-- luarocks --lua-version=5.4 make rockspec/owl-scm-1.rockspec
+-- (from the repository root; bare `luarocks` on Debian targets Lua 5.1, whose
+-- build LuaJIT loads too). rockspec/owl-0.2.0-1.rockspec is the same rock at
+-- the release tag; spec/install_spec.lua keeps the two in step.
 rockspec_format = "3.0"
 package = "owl"
 version = "scm-1"
@@ -27,58 +29,70 @@ external_dependencies = {
   PCRE2 = { header = "pcre2.h", library = "pcre2-8" },
 }
 build = {
-  type = "builtin",
-  modules = {
-    ["owl.core"] = {
-      sources = {
-        "csrc/core.c", "csrc/budget.c", "csrc/buffer.c", "csrc/clock.c", "csrc/loop.c", "csrc/transfer.c", "csrc/flow.c",
-        "csrc/json_encode.c", "csrc/json_decode.c", "csrc/regex.c", "csrc/sse.c",
-      },
-      defines = { "_POSIX_C_SOURCE=200809L" },
-      libraries = { "curl", "pcre2-8" },
-      incdirs = { "$(CURL_INCDIR)", "$(PCRE2_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(PCRE2_LIBDIR)" },
-    },
-    ["owl"] = "lua/owl/init.lua",
-    ["owl.agent"] = "lua/owl/agent.lua",
-    ["owl.checks"] = "lua/owl/checks/init.lua",
-    ["owl.checks.coding"] = "lua/owl/checks/coding.lua",
-    ["owl.checks.command"] = "lua/owl/checks/command.lua",
-    ["owl.checks.process"] = "lua/owl/checks/process.lua",
-    ["owl.checks.syntax"] = "lua/owl/checks/syntax.lua",
-    ["owl.cli"] = "lua/owl/cli.lua",
-    ["owl.cli.progress"] = "lua/owl/cli/progress.lua",
-    ["owl.client"] = "lua/owl/client.lua",
-    ["owl.errors"] = "lua/owl/errors.lua",
-    ["owl.flow"] = "lua/owl/flow/init.lua",
-    ["owl.flow.aggregate"] = "lua/owl/flow/aggregate.lua",
-    ["owl.flow.check"] = "lua/owl/flow/check.lua",
-    ["owl.flow.context"] = "lua/owl/flow/context.lua",
-    ["owl.flow.plan"] = "lua/owl/flow/plan.lua",
-    ["owl.flow.worker_call"] = "lua/owl/flow/worker_call.lua",
-    ["owl.flow.workers"] = "lua/owl/flow/workers.lua",
-    ["owl.flow.dag"] = "lua/owl/flow/dag.lua",
-    ["owl.flow.replan"] = "lua/owl/flow/replan.lua",
-    ["owl.json"] = "lua/owl/json.lua",
-    ["owl.prompts"] = "lua/owl/prompts.lua",
-    ["owl.ratelimit"] = "lua/owl/ratelimit.lua",
-    ["owl.retry"] = "lua/owl/retry.lua",
-    ["owl.schema"] = "lua/owl/schema.lua",
-    ["owl.sse"] = "lua/owl/sse.lua",
-    ["owl.stream"] = "lua/owl/stream.lua",
-    ["owl.task"] = "lua/owl/task.lua",
-    ["owl.text"] = "lua/owl/text.lua",
-    ["owl.tool"] = "lua/owl/tool.lua",
-    ["owl.validate"] = "lua/owl/validate.lua",
-    ["owl.providers.anthropic"] = "lua/owl/providers/anthropic.lua",
-    ["owl.providers.anthropic_stream"] = "lua/owl/providers/anthropic_stream.lua",
-    ["owl.providers.anthropic_tools"] = "lua/owl/providers/anthropic_tools.lua",
-    ["owl.providers.http"] = "lua/owl/providers/http.lua",
-    ["owl.providers.openai"] = "lua/owl/providers/openai.lua",
-    ["owl.providers.openai_stream"] = "lua/owl/providers/openai_stream.lua",
-    ["owl.providers.openai_tools"] = "lua/owl/providers/openai_tools.lua",
+  -- LuaRocks' builtin backend compiles in the current directory: csrc/*.o
+  -- beside the sources and ./owl/core.so, which a later `lua` or `bin/owl`
+  -- run in the checkout loads whatever Lua it is (a 5.1 build under 5.4
+  -- dies on an undefined symbol). The Makefile's `rock` target compiles in
+  -- one step straight into the rock's own lib directory in the tree being
+  -- installed to, with LuaRocks' compiler, flags and library locations.
+  type = "make",
+  build_target = "rock",
+  build_variables = {
+    BUILD = "$(LIBDIR)",
+    CC = "$(CC)",
+    CFLAGS = "$(CFLAGS)",
+    LIBFLAG = "$(LIBFLAG)",
+    LUA_INCDIR = "$(LUA_INCDIR)",
+    CURL_CFLAGS = "-I$(CURL_INCDIR)",
+    CURL_LIBS = "-L$(CURL_LIBDIR) -lcurl",
+    PCRE2_CFLAGS = "-I$(PCRE2_INCDIR)",
+    PCRE2_LIBS = "-L$(PCRE2_LIBDIR) -lpcre2-8",
   },
+  -- the library is already in place; the Lua modules and bin/owl are
+  -- LuaRocks' to copy (it wraps bin/owl to run under this tree's Lua)
+  install_pass = false,
   install = {
+    lua = {
+      ["owl.agent"] = "lua/owl/agent.lua",
+      ["owl.checks.coding"] = "lua/owl/checks/coding.lua",
+      ["owl.checks.command"] = "lua/owl/checks/command.lua",
+      ["owl.checks.init"] = "lua/owl/checks/init.lua",
+      ["owl.checks.process"] = "lua/owl/checks/process.lua",
+      ["owl.checks.syntax"] = "lua/owl/checks/syntax.lua",
+      ["owl.cli"] = "lua/owl/cli.lua",
+      ["owl.cli.progress"] = "lua/owl/cli/progress.lua",
+      ["owl.client"] = "lua/owl/client.lua",
+      ["owl.core_loader"] = "lua/owl/core_loader.lua",
+      ["owl.errors"] = "lua/owl/errors.lua",
+      ["owl.flow.aggregate"] = "lua/owl/flow/aggregate.lua",
+      ["owl.flow.check"] = "lua/owl/flow/check.lua",
+      ["owl.flow.context"] = "lua/owl/flow/context.lua",
+      ["owl.flow.dag"] = "lua/owl/flow/dag.lua",
+      ["owl.flow.init"] = "lua/owl/flow/init.lua",
+      ["owl.flow.plan"] = "lua/owl/flow/plan.lua",
+      ["owl.flow.replan"] = "lua/owl/flow/replan.lua",
+      ["owl.flow.worker_call"] = "lua/owl/flow/worker_call.lua",
+      ["owl.flow.workers"] = "lua/owl/flow/workers.lua",
+      ["owl.init"] = "lua/owl/init.lua",
+      ["owl.json"] = "lua/owl/json.lua",
+      ["owl.prompts"] = "lua/owl/prompts.lua",
+      ["owl.providers.anthropic"] = "lua/owl/providers/anthropic.lua",
+      ["owl.providers.anthropic_stream"] = "lua/owl/providers/anthropic_stream.lua",
+      ["owl.providers.anthropic_tools"] = "lua/owl/providers/anthropic_tools.lua",
+      ["owl.providers.http"] = "lua/owl/providers/http.lua",
+      ["owl.providers.openai"] = "lua/owl/providers/openai.lua",
+      ["owl.providers.openai_stream"] = "lua/owl/providers/openai_stream.lua",
+      ["owl.providers.openai_tools"] = "lua/owl/providers/openai_tools.lua",
+      ["owl.ratelimit"] = "lua/owl/ratelimit.lua",
+      ["owl.retry"] = "lua/owl/retry.lua",
+      ["owl.schema"] = "lua/owl/schema.lua",
+      ["owl.sse"] = "lua/owl/sse.lua",
+      ["owl.stream"] = "lua/owl/stream.lua",
+      ["owl.task"] = "lua/owl/task.lua",
+      ["owl.text"] = "lua/owl/text.lua",
+      ["owl.tool"] = "lua/owl/tool.lua",
+      ["owl.validate"] = "lua/owl/validate.lua",
+    },
     bin = { owl = "bin/owl" },
   },
 }

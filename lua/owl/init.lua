@@ -5,6 +5,9 @@
 --   local result, err = owl.run(client, "Write a tokenizer for arithmetic")
 --
 -- This file only gathers the public names; each concern has its module.
+-- owl.core comes first, through the loader that names a build for another
+-- Lua instead of failing on one of its symbols.
+require("owl.core_loader").load()
 local client = require("owl.client")
 local task = require("owl.task")
 local flow = require("owl.flow")
@@ -12,7 +15,8 @@ local tool = require("owl.tool")
 local agent = require("owl.agent")
 
 local owl = {
-  version = "0.1.0",
+  -- the release this is; rockspec/owl-<version>-1.rockspec installs it
+  version = "0.2.0",
   client = client.new,
   run = flow.run,
   tool = tool.new,
