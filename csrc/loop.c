@@ -505,7 +505,7 @@ static int pending(owl_loop *loop) {
  * wait while it has news to return. With a budget (budget_ms >= 0, from
  * start_us) it acts on ready sockets only until the budget is spent (the
  * rest stay ready for the next step: poll is level-triggered), then feeds
- * queued transfers with what is left. */
+ * queued transfers with what is left (a batch at least). */
 static void step(lua_State *L, owl_loop *loop, long wait_ms, int report, int64_t start_us, double budget_ms) {
   int n;
   size_t i, nready = 0;
@@ -523,6 +523,7 @@ static void step(lua_State *L, owl_loop *loop, long wait_ms, int report, int64_t
   if (wait_ms < 0) wait_ms = 1000;
   n = poll(loop->fds, (nfds_t)loop->nfds, (int)wait_ms);
   if (n < 0 && errno != EINTR) luaL_error(L, "owl.core: poll failed: %s", strerror(errno));
+  if (wait_ms > 0 && budget_ms >= 0) start_us = now_us(); /* the budget is for work, not the wait */
   if (n > 0) {
     /* socket_action may add and remove sockets: act on a copy. */
     if (loop->capready < loop->nfds) {
@@ -545,7 +546,7 @@ static void step(lua_State *L, owl_loop *loop, long wait_ms, int report, int64_t
   }
   fire_timer_if_due(loop);
   collect(loop);
-  if (budget_ms >= 0 && (double)(now_us() - start_us) < budget_ms * 1000) {
+  if (budget_ms >= 0) { /* one batch at least, so that starts never starve */
     feed(loop, start_us, budget_ms);
     collect(loop);
   }
