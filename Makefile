@@ -12,6 +12,9 @@
 #   make demo       the orchestrator-workers coding flow (real API with a key,
 #                   owl's mock LLM server without one)
 #   make bench      the ../shared/bench table with owl's peer
+#   make nvim       owl.core for Neovim (LuaJIT) at lua/owl/core.so, where
+#                   Neovim's runtime path finds it (a plugin manager's
+#                   build = "make nvim"); git ignores it
 
 LUA_VERSION ?= 5.4
 # make's built-in CC is "cc", which `?=` would keep: gcc unless set.
@@ -44,7 +47,7 @@ HDRS := $(wildcard csrc/*.h)
 # luaopen_owl_core.
 OWL_CFLAGS = -fPIC -D_POSIX_C_SOURCE=200809L -I$(LUA_INCDIR) $(CURL_CFLAGS) $(PCRE2_CFLAGS) $(EXTRA_CFLAGS)
 
-.PHONY: all build build-all deps test test-long lint check-mem demo bench clean install
+.PHONY: all build build-all deps test test-long lint check-mem demo bench clean install nvim
 
 all: build
 
@@ -87,5 +90,11 @@ bench:
 	@$(MAKE) --no-print-directory LUA_VERSION=5.4 build
 	../shared/bench/run.sh -p "c_curl_floor lua_http node_openai python_httpx $(CURDIR)/bench/owl" -n "10 100 1000"
 
+# Neovim loads lua/owl/core.so from its runtime path; the build is LuaJIT's
+# (Neovim's Lua), so no system Lua is needed at run time.
+nvim:
+	@$(MAKE) --no-print-directory LUA_VERSION=jit build
+	cp build/jit/owl/core.so lua/owl/core.so
+
 clean:
-	rm -rf build
+	rm -rf build lua/owl/core.so

@@ -38,6 +38,24 @@ describe("owl in headless Neovim", function()
     return assert(line, "nvim wrote nothing: " .. tostring(log))
   end
 
+  it("examples/nvim: :Owl streams a run into a scratch buffer with a line per worker", function()
+    local ok, code, log = mock.run(table.concat({
+      "cd /tmp && OWL_BASE_URL=" .. mock.shell_quote(server.url),
+      "timeout 60 nvim --headless -u NONE -i NONE -n",
+      "--cmd " .. mock.shell_quote("set rtp+=" .. mock.root .. "," .. mock.root .. "/examples/nvim"),
+      "--cmd " .. mock.shell_quote("lua package.cpath = '" .. mock.root .. "/build/jit/?.so;' .. package.cpath"),
+      "--cmd 'runtime! plugin/owl_example.lua'",
+      "-c 'Owl Write a tokenizer'",
+      "-c 'lua vim.wait(20000, function() return vim.g.owl_example_done end, 20)'",
+      "-c 'lua io.stdout:write(table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), \"\\n\"), \"\\n\")'",
+      "-c 'qa!'",
+    }, " "))
+    assert(ok, "nvim exited " .. tostring(code) .. ": " .. tostring(log))
+    assert.matches("^owl: done: Write a tokenizer\n", log)
+    assert.matches("\n  %[x%] part_1\n  %[x%] part_2\n  %[x%] part_3\n", log)
+    assert.matches("Snippets, one per subtask", log) -- the mock's final answer echoes its prompt
+  end)
+
   for _, workers in ipairs({ 50, 200, 1000 }) do
     it("runs a " .. workers .. "-worker flow without stalling the editor's timers", function()
       local line = run_nvim(workers)

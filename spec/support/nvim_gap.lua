@@ -1,3 +1,4 @@
+-- luacheck: globals vim
 -- spec/support/nvim_gap.lua: run inside `nvim --headless -u NONE` (see
 -- spec/nvim_spec.lua). Drives a flow of OWL_WORKERS workers through
 -- owl.uv on Neovim's own libuv loop while a 10 ms vim.loop timer ticks, and
