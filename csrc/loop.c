@@ -339,13 +339,13 @@ static void fire_timer_if_due(owl_loop *loop) {
   }
 }
 
-/* Starts queued transfers a few at a time, letting libcurl begin each batch
+/* Starts queued transfers one batch at a time, letting libcurl begin each
  * (a timeout action: the connects), until the queue is empty, the slots
  * are full or budget_ms has passed since start_ms. libcurl starts every
  * transfer added since its last timeout action in one call: added all at
  * once, a thousand cost one long call; fed, they spread over the host's
  * turns. Returns whether transfers are still queued. */
-#define FEED_BATCH 4
+#define FEED_BATCH 1
 static int feed(owl_loop *loop, int64_t start_us, double budget_ms) {
   while (loop->queue_head && slot_free(loop)) {
     int i;
