@@ -17,6 +17,9 @@
 #   make analysis   the data-analysis example: tools clean a CSV, find trends,
 #                   draw an SVG chart; a Markdown report (mock without a key)
 #   make bench      the ../shared/bench table with owl's peer
+#   make nvim       owl.core for Neovim (LuaJIT) at lua/owl/core.so, where
+#                   Neovim's runtime path finds it (a plugin manager's
+#                   build = "make nvim"); git ignores it
 
 LUA_VERSION ?= 5.4
 # make's built-in CC is "cc", which `?=` would keep: gcc unless set.
@@ -49,7 +52,7 @@ HDRS := $(wildcard csrc/*.h)
 # luaopen_owl_core.
 OWL_CFLAGS = -fPIC -D_POSIX_C_SOURCE=200809L -I$(LUA_INCDIR) $(CURL_CFLAGS) $(PCRE2_CFLAGS) $(EXTRA_CFLAGS)
 
-.PHONY: all build build-all rock deps test test-long lint check-mem fuzz demo analysis bench clean install
+.PHONY: all build build-all rock deps test test-long lint check-mem fuzz demo analysis bench clean install nvim
 
 all: build
 
@@ -140,9 +143,15 @@ bench:
 	@$(MAKE) --no-print-directory LUA_VERSION=5.4 build
 	../shared/bench/run.sh -p "c_curl_floor lua_http node_openai python_httpx $(CURDIR)/bench/owl" -n "10 100 1000"
 
+# Neovim loads lua/owl/core.so from its runtime path; the build is LuaJIT's
+# (Neovim's Lua), so no system Lua is needed at run time.
+nvim:
+	@$(MAKE) --no-print-directory LUA_VERSION=jit build
+	cp build/jit/owl/core.so lua/owl/core.so
+
 # csrc/*.o and owl/core.so: what LuaRocks' builtin backend left in a
 # checkout before the rockspec moved to the make backend.
 clean:
-	rm -rf build
+	rm -rf build lua/owl/core.so
 	rm -f csrc/*.o owl/core.so
 	-@rmdir owl 2>/dev/null || true

@@ -28,6 +28,17 @@
 
 #include "loop.h"
 
+/* One change of a socket's watch since the last loop:changes(): events is
+ * POLLIN/POLLOUT, or CHANGE_REMOVE. An entry whose socket was added and
+ * removed again before anyone asked is dead (skipped). */
+#define CHANGE_REMOVE ((short)-1)
+typedef struct {
+  int fd;
+  short events;
+  char dead;
+  char after_remove; /* a remove of the same fd precedes it in the list */
+} owl_change;
+
 struct owl_loop {
   CURLM *multi;
   int max_in_flight; /* 0: unlimited */
@@ -46,6 +57,11 @@ struct owl_loop {
   int64_t timer_due_ms; /* monotonic */
   int closed;
   int oom;              /* a socket could not be tracked: raised by the next step or action */
+  int paced;            /* a host feeds queued transfers itself (loop:feed, a budgeted step) */
+  owl_change *changes;  /* watch changes not yet returned by loop:changes() */
+  size_t nchanges, capchanges;
+  size_t *change_at;    /* fd -> index in changes plus one of its latest entry (0: none) */
+  size_t capchange_at;
 };
 
 /* ---- libcurl callbacks: they keep C state only ------------------------- */
@@ -57,10 +73,86 @@ static short poll_events(int what) {
   return ev;
 }
 
+/* Drops dead entries; keeps the order and change_at right. */
+static void changes_compact(owl_loop *loop) {
+  size_t i, n = 0;
+  for (i = 0; i < loop->nchanges; i++) {
+    owl_change c = loop->changes[i];
+    if (c.dead) continue;
+    loop->changes[n] = c;
+    if ((size_t)c.fd < loop->capchange_at && loop->change_at[c.fd] == i + 1) loop->change_at[c.fd] = n + 1;
+    n++;
+  }
+  loop->nchanges = n;
+}
+
+/* Records that fd's watch is now events (or CHANGE_REMOVE), so that the
+ * list holds at most a remove and a later state per socket: a host applies
+ * them in order and ends up watching what libcurl wants. A socket number
+ * closed and opened again keeps its remove: the host must drop its old
+ * watcher (libuv's poll handle cannot follow a new socket on the same fd).
+ * Returns -1 when out of memory. */
+static int change_record(owl_loop *loop, int fd, short events) {
+  size_t at;
+  owl_change *c;
+  if (fd < 0) return 0;
+  if ((size_t)fd >= loop->capchange_at) {
+    size_t cap = loop->capchange_at ? loop->capchange_at : 64;
+    size_t *p;
+    while (cap <= (size_t)fd) cap *= 2;
+    p = (size_t *)realloc(loop->change_at, cap * sizeof *p);
+    if (p == NULL) return -1;
+    memset(p + loop->capchange_at, 0, (cap - loop->capchange_at) * sizeof *p);
+    loop->change_at = p;
+    loop->capchange_at = cap;
+  }
+  at = loop->change_at[fd];
+  if (at > 0) {
+    c = &loop->changes[at - 1];
+    if (c->events != CHANGE_REMOVE) {
+      if (events == CHANGE_REMOVE && c->after_remove) {
+        /* added and removed since the host last looked: only the remove
+         * before it is news */
+        size_t i;
+        c->dead = 1;
+        loop->change_at[fd] = 0;
+        for (i = at - 1; i > 0; i--)
+          if (!loop->changes[i - 1].dead && loop->changes[i - 1].fd == fd) {
+            loop->change_at[fd] = i;
+            break;
+          }
+        return 0;
+      }
+      c->events = events; /* the latest state is what counts */
+      return 0;
+    }
+    if (events == CHANGE_REMOVE) return 0;
+  }
+  if (loop->nchanges == loop->capchanges) {
+    size_t cap;
+    owl_change *p;
+    changes_compact(loop);
+    cap = loop->capchanges ? loop->capchanges * 2 : 64;
+    if (loop->nchanges < loop->capchanges / 2) cap = loop->capchanges;
+    p = (owl_change *)realloc(loop->changes, cap * sizeof *p);
+    if (p == NULL) return -1;
+    loop->changes = p;
+    loop->capchanges = cap;
+  }
+  c = &loop->changes[loop->nchanges++];
+  c->fd = fd;
+  c->events = events;
+  c->dead = 0;
+  c->after_remove = at > 0; /* the entry before was this fd's remove */
+  loop->change_at[fd] = loop->nchanges;
+  return 0;
+}
+
 /* socketp holds the socket's index in fds plus one (0: not tracked yet). */
 static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
   owl_loop *loop = (owl_loop *)userp;
   size_t idx = (size_t)(uintptr_t)socketp;
+  short events;
   (void)easy;
   if (what == CURL_POLL_REMOVE) {
     if (idx > 0 && idx <= loop->nfds) {
@@ -70,10 +162,12 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
         curl_multi_assign(loop->multi, loop->fds[idx - 1].fd, (void *)(uintptr_t)idx);
       }
       loop->nfds--;
+      if (change_record(loop, (int)s, CHANGE_REMOVE) < 0) loop->oom = 1;
     }
     curl_multi_assign(loop->multi, s, NULL);
     return 0;
   }
+  events = poll_events(what);
   if (idx == 0) {
     if (loop->nfds == loop->capfds) {
       size_t cap = loop->capfds ? loop->capfds * 2 : 64;
@@ -85,11 +179,21 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
       loop->fds = p;
       loop->capfds = cap;
     }
-    idx = ++loop->nfds;
+    idx = loop->nfds + 1;
     loop->fds[idx - 1].fd = s;
+    loop->fds[idx - 1].events = 0; /* so that it counts as a change below */
+  }
+  if (loop->fds[idx - 1].events != events || idx > loop->nfds) {
+    if (change_record(loop, (int)s, events) < 0) {
+      loop->oom = 1;
+      return -1; /* libcurl fails this transfer */
+    }
+  }
+  if (idx > loop->nfds) { /* a new socket: tracked from now on */
+    loop->nfds = idx;
     curl_multi_assign(loop->multi, s, (void *)(uintptr_t)idx);
   }
-  loop->fds[idx - 1].events = poll_events(what);
+  loop->fds[idx - 1].events = events;
   loop->fds[idx - 1].revents = 0;
   return 0;
 }
@@ -104,6 +208,13 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
     loop->timer_due_ms = owl_now_ms() + timeout_ms;
   }
   return 0;
+}
+
+/* Microseconds on the monotonic clock: budgets are a millisecond or so. */
+static int64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* ---- internal list handling -------------------------------------------- */
@@ -167,28 +278,37 @@ static void queue_push(owl_loop *loop, owl_transfer *t) {
 
 static void start_queued(owl_loop *loop);
 
-/* A transfer has ended: record it and fill the freed slot. If it is on the
- * news list it stays there, and is reported as done instead. */
+/* A transfer has ended: record it and fill the freed slot (a paced loop
+ * waits for its host's next feed instead). If it is on the news list it
+ * stays there, and is reported as done instead. */
 static void finish(owl_loop *loop, owl_transfer *t, CURLcode result) {
   owl_transfer_finish(t, result);
   done_push(loop, t);
-  start_queued(loop);
+  if (!loop->paced) start_queued(loop);
+}
+
+static int slot_free(owl_loop *loop) {
+  return loop->max_in_flight == 0 || loop->running < loop->max_in_flight;
+}
+
+/* Hands the next queued transfer to libcurl, which starts it at its next
+ * timeout action. */
+static void start_one(owl_loop *loop) {
+  owl_transfer *t = list_shift(&loop->queue_head, &loop->queue_tail);
+  CURLMcode mc;
+  loop->queued--;
+  mc = curl_multi_add_handle(loop->multi, t->easy);
+  if (mc != CURLM_OK) {
+    snprintf(t->errbuf, sizeof t->errbuf, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
+    finish(loop, t, CURLE_FAILED_INIT);
+    return;
+  }
+  owl_transfer_start(t);
+  loop->running++;
 }
 
 static void start_queued(owl_loop *loop) {
-  while (loop->queue_head && (loop->max_in_flight == 0 || loop->running < loop->max_in_flight)) {
-    owl_transfer *t = list_shift(&loop->queue_head, &loop->queue_tail);
-    CURLMcode mc;
-    loop->queued--;
-    mc = curl_multi_add_handle(loop->multi, t->easy);
-    if (mc != CURLM_OK) {
-      snprintf(t->errbuf, sizeof t->errbuf, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
-      finish(loop, t, CURLE_FAILED_INIT);
-      continue;
-    }
-    owl_transfer_start(t);
-    loop->running++;
-  }
+  while (loop->queue_head && slot_free(loop)) start_one(loop);
 }
 
 /* Moves every transfer libcurl reports done to the done list. */
@@ -217,6 +337,23 @@ static void fire_timer_if_due(owl_loop *loop) {
     loop->timer_set = 0;
     socket_action(loop, CURL_SOCKET_TIMEOUT, 0);
   }
+}
+
+/* Starts queued transfers one batch at a time, letting libcurl begin each
+ * (a timeout action: the connects), until the queue is empty, the slots
+ * are full or budget_ms has passed since start_ms. libcurl starts every
+ * transfer added since its last timeout action in one call: added all at
+ * once, a thousand cost one long call; fed, they spread over the host's
+ * turns. Returns whether transfers are still queued. */
+#define FEED_BATCH 1
+static int feed(owl_loop *loop, int64_t start_us, double budget_ms) {
+  while (loop->queue_head && slot_free(loop)) {
+    int i;
+    for (i = 0; i < FEED_BATCH && loop->queue_head && slot_free(loop); i++) start_one(loop);
+    socket_action(loop, CURL_SOCKET_TIMEOUT, 0);
+    if ((double)(now_us() - start_us) >= budget_ms * 1000) break;
+  }
+  return loop->queue_head != NULL && slot_free(loop);
 }
 
 /* ---- what Lua sees ------------------------------------------------------ */
@@ -251,7 +388,7 @@ void owl_loop_submit(lua_State *L, owl_loop *loop, int t_idx) {
   t->runner = &runner;
   pin_link(loop, t);
   queue_push(loop, t);
-  start_queued(loop);
+  if (!loop->paced) start_queued(loop); /* a paced loop starts it at its next feed */
 }
 
 /* The runner's cancel: ends t wherever it is; the next step, run or action
@@ -365,10 +502,14 @@ static int pending(owl_loop *loop) {
 
 /* Waits at most wait_ms (-1: until libcurl's timer or activity) and lets
  * libcurl act on what is ready. With report set (step, not run) it does not
- * wait while it has news to return. */
-static void step(lua_State *L, owl_loop *loop, long wait_ms, int report) {
+ * wait while it has news to return. With a budget (budget_ms >= 0, from
+ * start_us) it acts on ready sockets only until the budget is spent (the
+ * rest stay ready for the next step: poll is level-triggered), then feeds
+ * queued transfers with what is left (a batch at least). */
+static void step(lua_State *L, owl_loop *loop, long wait_ms, int report, int64_t start_us, double budget_ms) {
   int n;
   size_t i, nready = 0;
+  if (budget_ms < 0) start_queued(loop); /* a paced loop driven by a plain step */
   fire_timer_if_due(loop);
   collect(loop);
   if ((report && (loop->ndone > 0 || loop->news_head)) || pending(loop) == 0) wait_ms = 0;
@@ -382,6 +523,7 @@ static void step(lua_State *L, owl_loop *loop, long wait_ms, int report) {
   if (wait_ms < 0) wait_ms = 1000;
   n = poll(loop->fds, (nfds_t)loop->nfds, (int)wait_ms);
   if (n < 0 && errno != EINTR) luaL_error(L, "owl.core: poll failed: %s", strerror(errno));
+  if (wait_ms > 0 && budget_ms >= 0) start_us = now_us(); /* the budget is for work, not the wait */
   if (n > 0) {
     /* socket_action may add and remove sockets: act on a copy. */
     if (loop->capready < loop->nfds) {
@@ -394,6 +536,7 @@ static void step(lua_State *L, owl_loop *loop, long wait_ms, int report) {
       if (loop->fds[i].revents) loop->ready[nready++] = loop->fds[i];
     for (i = 0; i < nready; i++) {
       short re = loop->ready[i].revents;
+      if (budget_ms >= 0 && i > 0 && (double)(now_us() - start_us) >= budget_ms * 1000) break;
       int mask = 0;
       if (re & (POLLIN | POLLHUP)) mask |= CURL_CSELECT_IN;
       if (re & POLLOUT) mask |= CURL_CSELECT_OUT;
@@ -403,6 +546,17 @@ static void step(lua_State *L, owl_loop *loop, long wait_ms, int report) {
   }
   fire_timer_if_due(loop);
   collect(loop);
+  if (budget_ms >= 0) { /* one batch at least, so that starts never starve */
+    feed(loop, start_us, budget_ms);
+    collect(loop);
+  }
+}
+
+/* A budget in ms: a number from 0 to a day (NaN raises). */
+static double check_budget(lua_State *L, int idx) {
+  lua_Number b = luaL_checknumber(L, idx);
+  if (!(b >= 0 && b <= 86400000)) luaL_argerror(L, idx, "budget_ms must be a number from 0 to 86400000");
+  return (double)b;
 }
 
 /* The wait of step, in ms: negative (-inf too) waits for libcurl's timer
@@ -416,17 +570,73 @@ static long check_wait(lua_State *L, int idx) {
   return (long)w;
 }
 
+/* loop:step([timeout_ms [, budget_ms]]): with a budget the loop is paced
+ * from then on (see feed). */
 static int l_step(lua_State *L) {
   owl_loop *loop = owl_loop_check(L, 1);
-  step(L, loop, check_wait(L, 2), 1);
+  int64_t start = now_us();
+  long wait = check_wait(L, 2);
+  double budget = lua_isnoneornil(L, 3) ? -1 : check_budget(L, 3);
+  if (budget >= 0) loop->paced = 1;
+  step(L, loop, wait, 1, start, budget);
   return push_news(L, loop, 1);
+}
+
+/* loop:feed(budget_ms) -> reported, more: starts queued transfers until
+ * budget_ms is spent; more is true while some could start but wait for the
+ * next feed. The loop is paced from then on: a submitted or freed slot
+ * waits for a feed (or a plain step or run) instead of starting at once. */
+static int l_feed(lua_State *L) {
+  owl_loop *loop = owl_loop_check(L, 1);
+  int64_t start = now_us();
+  double budget = check_budget(L, 2);
+  int more;
+  loop->paced = 1;
+  more = feed(loop, start, budget);
+  collect(loop);
+  push_news(L, loop, 1);
+  lua_pushboolean(L, more);
+  return 2;
+}
+
+/* loop:changes() -> { {fd, "r"|"w"|"rw"|"remove"}, ... }: how the sockets
+ * libcurl wants watched changed since the last call, in order. A host keeps
+ * one watcher per fd: it applies each entry (a remove drops the watcher;
+ * one for an fd it never saw is ignored), and then watches exactly what
+ * loop:sockets() would say. */
+static int l_changes(lua_State *L) {
+  owl_loop *loop = owl_loop_check(L, 1);
+  size_t i;
+  int n = 0;
+  if (loop->oom) {
+    loop->oom = 0;
+    return luaL_error(L, "owl.core: out of memory tracking sockets");
+  }
+  lua_createtable(L, (int)loop->nchanges, 0);
+  for (i = 0; i < loop->nchanges; i++) {
+    owl_change c = loop->changes[i];
+    if (c.dead) continue;
+    lua_createtable(L, 2, 0);
+    lua_pushinteger(L, c.fd);
+    lua_rawseti(L, -2, 1);
+    lua_pushstring(L, c.events == CHANGE_REMOVE ? "remove"
+                      : (c.events & POLLIN) && (c.events & POLLOUT) ? "rw"
+                      : (c.events & POLLOUT) ? "w" : "r");
+    lua_rawseti(L, -2, 2);
+    lua_rawseti(L, -2, ++n);
+  }
+  /* made in full first: a memory error above leaves the list as it was */
+  for (i = 0; i < loop->nchanges; i++)
+    if ((size_t)loop->changes[i].fd < loop->capchange_at) loop->change_at[loop->changes[i].fd] = 0;
+  loop->nchanges = 0;
+  return 1;
 }
 
 /* Steps until nothing is queued or running; returns every transfer that
  * completed meanwhile (finished ones only: whatever ran has finished). */
 static int l_run(lua_State *L) {
   owl_loop *loop = owl_loop_check(L, 1);
-  while (pending(loop) > 0) step(L, loop, -1, 0);
+  while (pending(loop) > 0) step(L, loop, -1, 0, 0, -1);
   return push_news(L, loop, 0);
 }
 
@@ -522,8 +732,13 @@ static void close_loop(lua_State *L, owl_loop *loop, int report) {
   loop->multi = NULL;
   free(loop->fds);
   free(loop->ready);
+  free(loop->changes);
+  free(loop->change_at);
   loop->fds = loop->ready = NULL;
+  loop->changes = NULL;
+  loop->change_at = NULL;
   loop->nfds = loop->capfds = loop->capready = 0;
+  loop->nchanges = loop->capchanges = loop->capchange_at = 0;
 }
 
 static int l_close(lua_State *L) {
@@ -599,7 +814,7 @@ void owl_loop_open(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"step", l_step},       {"run", l_run},         {"pending", l_pending}, {"sockets", l_sockets},
       {"timeout", l_timeout}, {"action", l_action},   {"close", l_close},     {"request", owl_loop_request},
-      {"is_closed", l_is_closed}, {NULL, NULL}};
+      {"is_closed", l_is_closed}, {"changes", l_changes}, {"feed", l_feed}, {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", l_gc}, {"__close", l_gc}, {"__tostring", l_tostring}, {NULL, NULL}};
   owl_newclass(L, OWL_LOOP_MT, methods, meta);
   lua_pushcfunction(L, l_new);

@@ -34,6 +34,12 @@ local owl = {
   -- owl.dispatch(loop, completed).
   loop = client.default_loop,
   dispatch = task.dispatch,
+  -- owl.step(budget_ms): one non-blocking turn for a host's frame loop
+  -- (docs/api.md "Driving owl from a host")
+  step = task.host_step,
+  -- owl.on_task_error(fn): who hears of a task that failed while a host
+  -- drives owl and nobody waited for it (default: stderr)
+  on_task_error = task.on_task_error,
   json = require("owl.json"),
   schema = require("owl.schema"),
   prompts = require("owl.prompts"),

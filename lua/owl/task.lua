@@ -35,6 +35,26 @@ local woken = setmetatable({}, { __mode = "k" })    -- news for a MAIN waiter
 local loop_waits = {} -- loop -> number of transfers awaited on it
 local ready = {}      -- tasks to resume, in order
 
+-- Host mode: set once a host drives owl (owl.step, owl.uv). A task that
+-- then fails with nobody to tell (no waiter, no on_done, no parent) goes
+-- to the error handler. deadline (core.now() seconds) is set while
+-- owl.step runs: past it, no more tasks are resumed or started.
+local hosted = false
+local deadline = nil
+local function over_budget()
+  return deadline ~= nil and core.now() >= deadline
+end
+
+-- The default handler: a failed task's error and traceback on stderr.
+local function report_to_stderr(err, task)
+  if task then
+    io.stderr:write("owl: a task failed and nobody waited for it: ", task.traceback or tostring(err), "\n")
+  else
+    io.stderr:write("owl: ", tostring(err), "\n")
+  end
+end
+local on_error = report_to_stderr
+
 -- Timers (owl.sleep), kept sorted by deadline: { at = seconds, task = task
 -- or MAIN, fired = bool }. A run has a handful: a sorted array is enough.
 local timers = {}
@@ -55,9 +75,27 @@ end
 
 local flush
 
+-- A handler must not break the driver: what it raises goes to on_error.
+local function call_handler(fn, task)
+  local ok, err = pcall(fn, task)
+  if not ok then
+    local ok2, err2 = pcall(on_error, err, task)
+    if not ok2 then report_to_stderr(err2, task) end
+  end
+end
+
 local function wake_waiters(task)
+  local unheard = #task.waiters == 0 and task.on_done_fns == nil
   for _, w in ipairs(task.waiters) do ready[#ready + 1] = w end
   task.waiters = {}
+  local fns = task.on_done_fns
+  task.on_done_fns = nil
+  if fns then
+    for i = 1, #fns do call_handler(fns[i], task) end
+  end
+  if unheard and hosted and task.status == "failed" and not task.cancelled and task.parent == nil then
+    call_handler(function(t) return on_error(t.error, t) end, task)
+  end
 end
 
 -- Resumes one task and records how it ended, if it did.
@@ -86,6 +124,8 @@ end
 -- is not suspended (it is up the stack of the code driving now) is kept for
 -- a later flush. Resumed tasks may make more tasks ready, or flush again
 -- themselves: each pass takes the queue as it stands.
+-- Under owl.step's budget it stops once the deadline has passed and keeps
+-- the rest, in order, for the next step.
 flush = function()
   local deferred = {}
   while #ready > 0 do
@@ -93,6 +133,12 @@ flush = function()
     ready = {}
     for i = 1, #batch do
       local task = batch[i]
+      if deadline and core.now() >= deadline then
+        for j = i, #batch do deferred[#deferred + 1] = batch[j] end
+        for j = 1, #ready do deferred[#deferred + 1] = ready[j] end
+        ready = {}
+        break
+      end
       if coroutine.status(task.co) == "suspended" then
         resume(task)
       else
@@ -116,6 +162,12 @@ function M.spawn(fn, ...)
   if parent then
     parent.children[#parent.children + 1] = task
     task.cancelled = parent.cancelled
+  end
+  if over_budget() then
+    -- owl.step's budget is spent (a fan-out of a thousand spawns): the
+    -- task starts at a later step
+    ready[#ready + 1] = task
+    return task
   end
   resume(task)
   flush()
@@ -219,6 +271,107 @@ local function turn_ms(timeout_ms)
   return timeout_ms
 end
 
+-- ------------------------------------------------------------------ hosts
+
+-- Every loop owl has awaited a transfer on (weak: a dropped loop goes).
+local known_loops = setmetatable({}, { __mode = "k" })
+
+-- The loops a host should drive now: open ones with a waiter or pending
+-- work.
+function M.loops()
+  local out = {}
+  for loop in pairs(known_loops) do
+    if loop:is_closed() then
+      if loop_waits[loop] then out[#out + 1] = loop end
+    elseif loop_waits[loop] then
+      out[#out + 1] = loop
+    else
+      local q, r = loop:pending()
+      if q + r > 0 then out[#out + 1] = loop end
+    end
+  end
+  return out
+end
+
+-- Whether tasks wait to be resumed (a budget left them for later).
+function M.has_ready()
+  return #ready > 0
+end
+
+function M.set_hosted()
+  hosted = true
+end
+
+-- owl.on_task_error(fn): fn(err, task) is called for a task that failed
+-- while a host drives owl and that nobody hears of (no waiter, no on_done,
+-- no parent). nil restores the default, which writes to stderr. Returns
+-- the previous handler.
+function M.on_task_error(fn)
+  if fn ~= nil and type(fn) ~= "function" then
+    error("owl.on_task_error: expected a function or nil, got " .. type(fn), 2)
+  end
+  local old = on_error
+  on_error = fn or report_to_stderr
+  return old
+end
+
+-- Sends err (and the task, if any) to the error handler: for hosts whose
+-- callbacks have nobody to return an error to.
+function M.report_error(err, task)
+  call_handler(function(t) return on_error(err, t) end, task)
+end
+
+-- Hands reported transfers to their waiters without resuming anyone: a
+-- host's socket callback does this, and resumes later within its budget.
+function M.deliver(reported)
+  for i = 1, #reported do deliver(reported[i]) end
+end
+
+-- Resumes ready tasks and fires due timers until budget_ms has passed; the
+-- rest waits for the next call. For hosts (owl.uv).
+function M.resume_ready(budget_ms)
+  hosted = true
+  local outer = deadline
+  deadline = core.now() + budget_ms / 1000
+  fire_timers()
+  local ok, err = pcall(flush)
+  deadline = outer
+  if not ok then error(err, 0) end
+end
+
+-- owl.step(budget_ms): one non-blocking turn over every loop owl drives:
+-- acts on ready sockets, resumes tasks, fires timers and starts queued
+-- transfers until budget_ms has passed (at least one thing moves); the
+-- rest waits for the next call. For a host's frame loop.
+function M.host_step(budget_ms)
+  if type(budget_ms) ~= "number" or not (budget_ms >= 0 and budget_ms <= 86400000) then
+    error("owl.step: budget_ms must be a number from 0 to 86400000, got " .. tostring(budget_ms), 2)
+  end
+  hosted = true
+  local start = core.now()
+  local outer = deadline
+  deadline = start + budget_ms / 1000
+  local ok, err = pcall(function()
+    local loops = M.loops()
+    -- tasks left from the last step go first: their work is older
+    fire_timers()
+    flush()
+    for i = 1, #loops do
+      local loop = loops[i]
+      if loop:is_closed() then
+        release_closed(loop)
+      else
+        local left = (deadline - core.now()) * 1000
+        M.deliver(loop:step(0, left > 0 and left or 0))
+      end
+    end
+    fire_timers()
+    flush()
+  end)
+  deadline = outer
+  if not ok then error(err, 0) end
+end
+
 -- One turn of the driver: wait at most timeout_ms on loop, then resume.
 function M.step(loop, timeout_ms)
   if loop:is_closed() then return release_closed(loop) end
@@ -292,6 +445,7 @@ function M.await(loop, t, news)
   if task and task.cancelled then t:cancel() end
   waiting[t] = { who = task or MAIN, loop = loop, news = news or false }
   loop_waits[loop] = (loop_waits[loop] or 0) + 1
+  known_loops[loop] = true
   if task then
     task.waiting_for = t
     -- resumed only by deliver(t), or by a closed loop's release
@@ -378,6 +532,21 @@ end
 
 function Task:done()
   return self.status ~= "running"
+end
+
+-- task:on_done(fn): fn(task) runs once the task has ended (done, failed or
+-- cancelled), at once if it already has; read the outcome with task:wait(),
+-- which no longer waits then. What fn raises goes to owl.on_task_error.
+function Task:on_done(fn)
+  if type(fn) ~= "function" then error("task:on_done: expected a function, got " .. type(fn), 2) end
+  if self.status ~= "running" then
+    call_handler(fn, self)
+  else
+    local fns = self.on_done_fns or {}
+    fns[#fns + 1] = fn
+    self.on_done_fns = fns
+  end
+  return self
 end
 
 -- task:cancel(): ends the task's wait (its transfer fails `cancelled`, its
