@@ -22,7 +22,8 @@
 // drip hang redirect), x-mock-retry-after, x-mock-drip-ms, x-mock-location,
 // x-mock-status and x-mock-body, x-mock-replay (a fixture path, or a bare
 // name looked up in --fixtures), x-mock-split (byte offsets where the body
-// is cut into separate writes), x-mock-barrier and
+// is cut into separate writes; x-mock-split-pause-ms, default 3, the pause
+// between them), x-mock-barrier and
 // x-mock-barrier-timeout-ms (default 10000), x-mock-rpm (a requests-per-minute
 // limit enforced at the second's grain: past it, 429s counted in
 // stats().rate_limited), x-mock-reply-bytes (a text answer, fences
@@ -522,6 +523,7 @@ function headerDirective(h) {
     retryAfter: h['x-mock-retry-after'],
     dripMs: num(h['x-mock-drip-ms']),
     split: h['x-mock-split'],
+    splitPauseMs: h['x-mock-split-pause-ms'] === undefined ? undefined : Number(h['x-mock-split-pause-ms']),
     location: h['x-mock-location'],
     status: num(h['x-mock-status']),
     body: h['x-mock-body'],
@@ -657,7 +659,7 @@ function resetSocket(sock) {
 // The body written in pieces cut at the given byte offsets ("5,17,300"),
 // each in its own write a few milliseconds apart, so that the client reads
 // them as separate arrivals: a stream split where a test chooses.
-function deliverSplit(res, reply, split) {
+function deliverSplit(res, reply, split, pauseMs) {
   const body = reply.chunks ? Buffer.concat(reply.chunks.map((c) => Buffer.from(c))) : reply.body;
   const cuts = String(split).split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0 && n < body.length);
   cuts.sort((a, b) => a - b);
@@ -673,7 +675,7 @@ function deliverSplit(res, reply, split) {
     if (i >= pieces.length) { res.end(); return; }
     res.write(pieces[i]);
     i += 1;
-    setTimeout(step, 3);
+    setTimeout(step, Number.isFinite(pauseMs) && pauseMs >= 0 ? pauseMs : 3);
   };
   step();
 }
@@ -721,7 +723,7 @@ function deliver(res, reply, d) {
       return;
     }
     default:
-      if (d.split !== undefined) return deliverSplit(res, reply, d.split);
+      if (d.split !== undefined) return deliverSplit(res, reply, d.split, d.splitPauseMs);
       if (reply.chunks) {
         writeHead(res, reply, false);
         for (const c of reply.chunks) res.write(c);
