@@ -25,6 +25,8 @@ local workers_stage = require("owl.flow.workers")
 local replan_stage = require("owl.flow.replan")
 local aggregate_stage = require("owl.flow.aggregate")
 local worker_call = require("owl.flow.worker_call")
+local limits = require("owl.flow.limits")
+local journal = require("owl.flow.journal")
 
 local M = {}
 
@@ -38,7 +40,11 @@ local OPTIONS = { prompts = "table", schema = "table", models = "table", model =
                   replan = "boolean", max_rounds = "number", replan_bytes = "number",
                   max_aggregate_tokens = "number", -- or a table by model name
                   -- workers with tools (owl.flow.worker_call)
-                  tools = "table", tools_for = "function", max_steps = "number", max_tool_result_bytes = "number" }
+                  tools = "table", tools_for = "function", max_steps = "number", max_tool_result_bytes = "number",
+                  -- reliability: failure policy, plan retries, limits, resuming
+                  on_worker_error = "string", max_replans = "number", deadline = "number",
+                  max_total_tokens = "number", journal = "string", plan = "table" }
+local ON_WORKER_ERROR = { wait = true, fail_fast = true, skip = true }
 
 -- A plan is a model's answer: without a bound, one runaway plan of ten
 -- thousand subtasks is ten thousand paid calls. A run that wants more says so.
@@ -90,6 +96,16 @@ local function check_options(opts)
     end
   end
   worker_call.check_options(opts, 4)
+  if opts.on_worker_error ~= nil and not ON_WORKER_ERROR[opts.on_worker_error] then
+    error("owl.run: option 'on_worker_error' must be 'wait', 'fail_fast' or 'skip', got '"
+      .. opts.on_worker_error .. "'", 4)
+  end
+  local mr = opts.max_replans
+  if mr ~= nil and not (mr >= 0 and mr <= 100 and mr == math.floor(mr)) then
+    error("owl.run: option 'max_replans' must be an integer from 0 to 100, got " .. tostring(mr), 4)
+  end
+  limits.check_options(opts, 4)
+  journal.check_options(opts, 4)
   return opts
 end
 
@@ -182,14 +198,9 @@ function M.aggregate(ctx, plan, outputs)
   return final, tree
 end
 
--- owl.run(client, problem, opts) -> result, or nil and an owl error whose
--- `partial` holds everything that did finish.
-function M.run(client, problem, opts)
-  local ctx = new_context(client, problem, opts, 3)
-  opts = ctx.opts
-  if opts.replan then -- a plan schema re-planning cannot use raises before any call
-    ctx.replan_schema = replan_stage.schema_for(json_schema_of(opts.schema or M.plan_schema))
-  end
+-- The stages of owl.run, in order, over ctx.
+local function run(ctx)
+  local opts = ctx.opts
   local plan, err = M.plan(ctx)
   if not plan then return nil, err end
   ctx:event("plan", { objective = plan.objective, subtasks = plan.subtasks })
@@ -222,7 +233,20 @@ function M.run(client, problem, opts)
   end
 
   ctx:event("aggregate_start", {})
-  local final, tree = M.aggregate(ctx)
+  local final, tree
+  if ctx.partial.failures then
+    -- on_worker_error = "skip": the aggregator sees what succeeded only
+    local ok_subtasks, ok_outputs = {}, {}
+    for i, st in ipairs(ctx.partial.subtasks) do
+      if ctx.partial.outputs[i] then
+        ok_subtasks[#ok_subtasks + 1] = st
+        ok_outputs[#ok_outputs + 1] = ctx.partial.outputs[i]
+      end
+    end
+    final, tree = M.aggregate(ctx, { objective = plan.objective, subtasks = ok_subtasks }, ok_outputs)
+  else
+    final, tree = M.aggregate(ctx)
+  end
   if not final then return nil, tree end
   -- 4. check: owl.flow.check (final -> final, verified) slots in here
 
@@ -234,9 +258,24 @@ function M.run(client, problem, opts)
     rounds = rounds,
     tree = tree,
     usage = ctx.usage,
+    failures = ctx.partial.failures or {},
+    reused = ctx.partial.reused,
   }
   ctx:event("done", { usage = ctx.usage })
   return result
+end
+
+-- owl.run(client, problem, opts) -> result, or nil and an owl error whose
+-- `partial` holds everything that did finish.
+function M.run(client, problem, opts)
+  local ctx = new_context(client, problem, opts, 3)
+  if ctx.opts.replan then -- a plan schema re-planning cannot use raises before any call
+    ctx.replan_schema = replan_stage.schema_for(json_schema_of(ctx.opts.schema or M.plan_schema))
+  end
+  local err = journal.attach(ctx)
+  if err then return ctx:fail(err) end
+  -- deadline and max_total_tokens end the run from outside its stages
+  return limits.guard(ctx, run)
 end
 
 return M
