@@ -61,7 +61,8 @@ function M.call(ctx, job)
     shared.body = nil
   end
   local res, err = ctx:call("workers", "the worker", job.request,
-    function(loop) return core.work(loop, shared, { body })[1] end, job.on_delta)
+    function(loop) return core.work(loop, shared, { body })[1] end, job.on_delta,
+    { name = job.vars and job.vars.name, index = job.index })
   if err then return nil, err, res end
   -- a provider's text is valid UTF-8 when it came through owl's JSON
   -- decoder; anything else is repaired (U+FFFD) here, as it must go on
