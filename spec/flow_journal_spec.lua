@@ -234,6 +234,30 @@ owl.run(c, "Write a deque.", { journal = %q, max_workers = 1 })
   end)
 end
 
+describe("a custom flow's context", function()
+  local server
+  setup(function() server = mock.start() end)
+  teardown(function() server:stop() end)
+
+  it("journals the stages' calls, and refuses the limits only owl.run has", function()
+    local path = temp()
+    local c = F.client(server, "openai")
+    local ctx = owl.flow.context(c, "p", { journal = path })
+    local plan = assert(owl.flow.plan(ctx))
+    assert(owl.flow.work(ctx, plan))
+    assert.equal(4, #lines_of(path))
+    server:reset()
+    ctx = owl.flow.context(c, "p", { journal = path })
+    plan = assert(owl.flow.plan(ctx))
+    assert(owl.flow.work(ctx, plan))
+    assert.equal(0, server:stats().total)
+    assert.has_error(function() owl.flow.context(c, "p", { deadline = 5 }) end,
+      "owl.flow.context: option 'deadline' is owl.run's only")
+    assert.has_error(function() owl.flow.context(c, "p", { journal = "/nonexistent-owl-dir/j" }) end)
+    os.remove(path)
+  end)
+end)
+
 describe("bin/owl run --journal", function()
   local server
   setup(function() server = mock.start() end)

@@ -131,7 +131,16 @@ local function new_context(client, problem, opts, level)
 end
 
 function M.context(client, problem, opts)
-  return new_context(client, problem, opts, 3)
+  local ctx = new_context(client, problem, opts, 3)
+  -- the limits end a run from outside its stages: only owl.run has one
+  for _, k in ipairs({ "deadline", "max_total_tokens" }) do
+    if ctx.opts[k] ~= nil then error("owl.flow.context: option '" .. k .. "' is owl.run's only", 2) end
+  end
+  -- a custom flow's calls are journalled too; a journal it cannot open
+  -- raises here, as the context has no error to return
+  local err = journal.attach(ctx)
+  if err then error(tostring(err), 2) end
+  return ctx
 end
 
 local function json_schema_of(decl)
