@@ -79,6 +79,8 @@ void owl_regex_open(lua_State *L);
 void owl_budget_open(lua_State *L);
 void owl_clock_open(lua_State *L); /* sets core.now */
 void owl_sse_open(lua_State *L);   /* sets core.sse */
+void owl_file_open(lua_State *L);  /* sets core.append_line */
+void owl_hash_open(lua_State *L);  /* sets core.sha256 */
 
 /*
  * JSON for the other C files. Both report failure by returning 0 and writing

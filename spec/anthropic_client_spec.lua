@@ -231,7 +231,8 @@ describe("owl.client with provider anthropic", function()
     describe("as the orchestrator's answer", function()
       local function run_with(name, mode)
         server:script{ { replay = mock.fixture_path(name) } }
-        return owl.run(client{ structured = mode }, "plan something")
+        -- max_replans = 0: one recorded answer, not asked for again
+        return owl.run(client{ structured = mode }, "plan something", { max_replans = 0 })
       end
 
       it("text that is not JSON stops the run with kind 'invalid'", function()

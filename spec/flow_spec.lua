@@ -175,7 +175,7 @@ describe("owl.run", function()
       server:script{ { body = { id = "x", object = "chat.completion", model = "m", choices = { {
         index = 0, finish_reason = "stop",
         message = { role = "assistant", content = '{"objective": "o", "subtasks": [{"name": 3}]}' } } } } } }
-      local _, err = owl.run(client(), "p")
+      local _, err = owl.run(client(), "p", { max_replans = 0 }) -- one answer, not asked again
       assert.equal("invalid", err.kind)
       assert.matches("/subtasks/0/name", err.message)
       assert.matches("description", err.message)
@@ -184,7 +184,7 @@ describe("owl.run", function()
     it("a plan that is not JSON is 'invalid'", function()
       server:script{ { body = { choices = { { index = 0, finish_reason = "stop",
         message = { role = "assistant", content = "Sure! Here is the plan: step 1..." } } } } } }
-      local _, err = owl.run(client(), "p")
+      local _, err = owl.run(client(), "p", { max_replans = 0 }) -- one answer, not asked again
       assert.equal("invalid", err.kind)
       assert.matches("not JSON", err.message)
     end)
@@ -192,7 +192,7 @@ describe("owl.run", function()
     it("a plan with no subtasks is 'invalid'", function()
       server:script{ { body = { choices = { { index = 0, finish_reason = "stop",
         message = { role = "assistant", content = '{"objective": "o", "subtasks": []}' } } } } } }
-      local _, err = owl.run(client(), "p")
+      local _, err = owl.run(client(), "p", { max_replans = 0 }) -- one answer, not asked again
       assert.equal("invalid", err.kind)
     end)
 

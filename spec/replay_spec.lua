@@ -107,7 +107,8 @@ describe("recorded OpenAI exchanges, replayed", function()
       local c = owl.client{ base_url = server.url, api_key = "sk-replay", model = "m" }
       server:reset()
       server:script{ { replay = mock.fixture_path(name) } }
-      return owl.run(c, "plan something")
+      -- max_replans = 0: one recorded answer, not asked for again
+      return owl.run(c, "plan something", { max_replans = 0 })
     end
 
     it("a refusal stops the run with kind 'refusal'", function()

@@ -36,6 +36,9 @@ options:
   --max-retries N    make a failed call again at most N times (default 2;
                      0: never): connection errors, timeouts, 408, 409, 429
                      and 5xx, waiting as the server asks (retry-after)
+  --journal FILE     write each answered call to FILE (JSON lines); run
+                     again with the same FILE to reuse them and make only
+                     the calls still missing
   --json             print the whole result as JSON; after a failure, what
                      did finish and the error (exit 1)
   --quiet            nothing on stderr but errors
@@ -100,6 +103,10 @@ local VALUE_FLAGS = {
     end
     opts.max_retries = n
   end,
+  journal = function(opts, v)
+    if v == "" then return "--journal needs a file path" end
+    opts.journal = v
+  end,
   timeout = function(opts, v)
     local n = cli.seconds(v)
     if not n then return "--timeout needs a number of seconds above 0, got '" .. v .. "'" end
@@ -118,7 +125,7 @@ end
 -- the problem's words (a problem is rarely quoted); `--` ends the flags.
 -- opts: { command = "run", problem = string (nil when stdin is true),
 --         stdin = bool, provider, structured, model, base_url,
---         headers = {K = V}, max_workers, max_retries, timeout, json = bool, quiet = bool,
+--         headers = {K = V}, max_workers, max_retries, timeout, journal, json = bool, quiet = bool,
 --         stream = bool, check = bool, help = bool }
 function cli.parse(args)
   if type(args) ~= "table" then
@@ -347,7 +354,7 @@ function cli.main(args, io_out, io_err, io_in)
     -- --check is the opt-in to running model-written code (the tests the
     -- solution carries), as owl.checks.coding{ run = true } does it
     return owl.run(client, problem, { max_workers = opts.max_workers, on_event = reporter.on_event,
-                                      stream = opts.stream or nil,
+                                      stream = opts.stream or nil, journal = opts.journal,
                                       check = opts.check and owl.checks.coding{ run = true } or nil })
   end)
   reporter:stop(ok and result ~= nil)

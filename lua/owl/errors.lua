@@ -17,6 +17,7 @@ local KINDS = {
   connect = true, timeout = true, tls = true, http = true, protocol = true,
   cancelled = true, refusal = true, length = true, invalid = true, worker = true,
   callback = true, -- a caller's function (on_delta) raised
+  budget = true,   -- a run's max_total_tokens was passed
 }
 
 -- The kinds of a transport failure, as t:failure() names them.

@@ -23,6 +23,12 @@ local DEFAULTS = {
       "Answer in JSON with the overall objective and the list of subtasks.",
     }, " "),
     user = "{problem}",
+    -- A plan that could not be used is asked for again (max_replans): the
+    -- model sees its answer and this, {errors} naming what was wrong.
+    retry = table.concat({
+      "That plan cannot be used: {errors}",
+      "Answer again with the whole plan, as JSON that fits the schema.",
+    }, "\n"),
   },
   worker = {
     system = table.concat({

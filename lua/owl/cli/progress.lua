@@ -139,6 +139,11 @@ function M.check_line(data)
   return head .. " failed: " .. shown(why, 400)
 end
 
+-- A run's `warning` event (a torn journal line), in every mode.
+function M.warning_line(data)
+  return "owl: warning: " .. shown(data.message, 2000)
+end
+
 -- ------------------------------------------------------------------ plain
 
 local Plain = {}
@@ -167,6 +172,8 @@ function Plain:event(name, data)
     out:write("owl: ", M.check_line(data), "\n")
   elseif name == "repair_start" then
     out:write("owl: repairing (", tostring(data["repair"]), ")\n")
+  elseif name == "warning" then
+    out:write(M.warning_line(data), "\n")
   end
   -- deltas and the rest are for the terminal; a log needs the outcomes
 end
@@ -293,6 +300,8 @@ function Live:event(name, data)
         end
       end
     end
+  elseif name == "warning" then
+    self.pending[#self.pending + 1] = M.warning_line(data)
   elseif name == "aggregate_start" then
     self.phase = "aggregating"
   elseif name == "aggregate_delta" then
@@ -357,7 +366,11 @@ function M.new(out, mode, o)
   elseif mode == "plain" then
     r = setmetatable({ total = 0 }, Plain)
   elseif mode == "quiet" then
-    r = { event = function() end, summary = function() end }
+    -- quiet keeps what the user must act on: errors, and warnings
+    r = { event = function(self, name, data)
+            if name == "warning" then self.out:write(M.warning_line(data), "\n") end
+          end,
+          summary = function() end }
   else
     error("owl.cli.progress: mode must be live, plain or quiet, got " .. tostring(mode), 2)
   end

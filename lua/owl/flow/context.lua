@@ -11,6 +11,7 @@ local errors = require("owl.errors")
 local prompts = require("owl.prompts")
 local json = require("owl.json")
 local text = require("owl.text")
+local limits = require("owl.flow.limits")
 
 local Context = {}
 Context.__index = Context
@@ -120,6 +121,7 @@ function Context:count(role, res)
       t[k] = t[k] + n
     end
   end
+  limits.charge(self)
 end
 
 -- Adds usage counted elsewhere (a worker hook's nested run: its
@@ -131,6 +133,7 @@ function Context:add_usage(role, u)
     r[k] = r[k] + n
     t[k] = t[k] + n
   end
+  limits.charge(self)
 end
 
 -- Makes one call for role: start(loop) starts the transfer of request once
@@ -138,16 +141,46 @@ end
 -- streams, each delta going to on_delta), counted and checked as an answer.
 -- The request goes to the reader too: a provider may need it to read the
 -- answer (Anthropic's forced tool, whose input is the plan).
-function Context:call(role, who, request, start, on_delta)
-  local loop = self.loop
-  -- deltas are only worth a call per piece when someone listens
-  local stream = self.opts.stream and { on_delta = self.opts.on_event and on_delta or nil } or nil
-  local res, err = self.client:call(function() return start(loop) end, loop, request, stream,
-    self.opts.max_retries)
-  self:count(role, res)
-  if res then err = self:unusable(res, who) end
-  if err then return nil, err end
-  return res
+-- tag ({name, index}, optional) says which subtask the call is for, in
+-- the journal.
+function Context:call(role, who, request, start, on_delta, tag)
+  return self:journalled(role, request, tag, function()
+    local loop = self.loop
+    -- deltas are only worth a call per piece when someone listens
+    local stream = self.opts.stream and { on_delta = self.opts.on_event and on_delta or nil } or nil
+    local res, err = self.client:call(function() return start(loop) end, loop, request, stream,
+      self.opts.max_retries)
+    self:count(role, res)
+    if res then err = self:unusable(res, who) end
+    if err then return nil, err end
+    return res
+  end)
+end
+
+-- make() -> response or nil, err: one call of the run. With a journal
+-- (owl.flow.journal), an answer it holds for this request is taken
+-- instead of calling, and a new answer is written to it.
+function Context:journalled(role, request, tag, make)
+  local j = self.journal
+  if not j then return make() end
+  local res = j:take(request)
+  if res then
+    self.partial.reused = (self.partial.reused or 0) + 1
+    return res
+  end
+  local err
+  res, err = make()
+  if res then
+    local warning = j:write(role, tag, request, res)
+    if warning then self:warn(warning) end
+  end
+  return res, err
+end
+
+-- A warning (a torn journal line, a journal that could not be written):
+-- the run goes on; on_event gets `warning` {message}.
+function Context:warn(message)
+  self:event("warning", { message = message })
 end
 
 -- A response that is not usable as an answer: refused or cut off. Model

@@ -28,6 +28,8 @@ local replan_stage = require("owl.flow.replan")
 local aggregate_stage = require("owl.flow.aggregate")
 local worker_call = require("owl.flow.worker_call")
 local check_stage = require("owl.flow.check")
+local limits = require("owl.flow.limits")
+local journal = require("owl.flow.journal")
 
 local M = {}
 
@@ -44,7 +46,11 @@ local OPTIONS = { prompts = "table", schema = "table", models = "table", model =
                   tools = "table", tools_for = "function", max_steps = "number", max_tool_result_bytes = "number",
                   -- checking the answer (owl.flow.check)
                   check = "function", max_repairs = "number",
-                  output = "string" }
+                  output = "string",
+                  -- reliability: failure policy, plan retries, limits, resuming
+                  on_worker_error = "string", max_replans = "number", deadline = "number",
+                  max_total_tokens = "number", journal = "string", plan = "table" }
+local ON_WORKER_ERROR = { wait = true, fail_fast = true, skip = true }
 
 -- A plan is a model's answer: without a bound, one runaway plan of ten
 -- thousand subtasks is ten thousand paid calls. A run that wants more says so.
@@ -100,6 +106,16 @@ local function check_options(opts)
   end
   worker_call.check_options(opts, 4)
   check_stage.check_options(opts, 5)
+  if opts.on_worker_error ~= nil and not ON_WORKER_ERROR[opts.on_worker_error] then
+    error("owl.run: option 'on_worker_error' must be 'wait', 'fail_fast' or 'skip', got '"
+      .. opts.on_worker_error .. "'", 4)
+  end
+  local mr = opts.max_replans
+  if mr ~= nil and not (mr >= 0 and mr <= 100 and mr == math.floor(mr)) then
+    error("owl.run: option 'max_replans' must be an integer from 0 to 100, got " .. tostring(mr), 4)
+  end
+  limits.check_options(opts, 4)
+  journal.check_options(opts, 4)
   return opts
 end
 
@@ -125,7 +141,16 @@ local function new_context(client, problem, opts, level)
 end
 
 function M.context(client, problem, opts)
-  return new_context(client, problem, opts, 3)
+  local ctx = new_context(client, problem, opts, 3)
+  -- the limits end a run from outside its stages: only owl.run has one
+  for _, k in ipairs({ "deadline", "max_total_tokens" }) do
+    if ctx.opts[k] ~= nil then error("owl.flow.context: option '" .. k .. "' is owl.run's only", 2) end
+  end
+  -- a custom flow's calls are journalled too; a journal it cannot open
+  -- raises here, as the context has no error to return
+  local err = journal.attach(ctx)
+  if err then error(tostring(err), 2) end
+  return ctx
 end
 
 local function json_schema_of(decl)
@@ -192,8 +217,6 @@ function M.aggregate(ctx, plan, outputs)
   return final, tree
 end
 
--- owl.run(client, problem, opts) -> result, or nil and an owl error whose
--- `partial` holds everything that did finish.
 -- owl.flow.check(ctx, plan, result) -> result (with checks and verified),
 -- or nil and an error: stage 4, the check of result.final and its repairs
 -- (ctx.opts.check, max_repairs).
@@ -203,12 +226,9 @@ function M.check(ctx, plan, result)
   return result
 end
 
-function M.run(client, problem, opts)
-  local ctx = new_context(client, problem, opts, 3)
-  opts = ctx.opts
-  if opts.replan then -- a plan schema re-planning cannot use raises before any call
-    ctx.replan_schema = replan_stage.schema_for(json_schema_of(opts.schema or M.plan_schema))
-  end
+-- The stages of owl.run, in order, over ctx.
+local function run(ctx)
+  local opts = ctx.opts
   local plan, err = M.plan(ctx)
   if not plan then return nil, err end
   ctx:event("plan", { objective = plan.objective, subtasks = plan.subtasks })
@@ -241,7 +261,20 @@ function M.run(client, problem, opts)
   end
 
   ctx:event("aggregate_start", {})
-  local final, tree = M.aggregate(ctx)
+  local final, tree
+  if ctx.partial.failures then
+    -- on_worker_error = "skip": the aggregator sees what succeeded only
+    local ok_subtasks, ok_outputs = {}, {}
+    for i, st in ipairs(ctx.partial.subtasks) do
+      if ctx.partial.outputs[i] then
+        ok_subtasks[#ok_subtasks + 1] = st
+        ok_outputs[#ok_outputs + 1] = ctx.partial.outputs[i]
+      end
+    end
+    final, tree = M.aggregate(ctx, { objective = plan.objective, subtasks = ok_subtasks }, ok_outputs)
+  else
+    final, tree = M.aggregate(ctx)
+  end
   if not final then return nil, tree end
 
   local result = {
@@ -252,6 +285,8 @@ function M.run(client, problem, opts)
     rounds = rounds,
     tree = tree,
     usage = ctx.usage,
+    failures = ctx.partial.failures or {},
+    reused = ctx.partial.reused,
   }
   if opts.check then
     local checked
@@ -260,6 +295,19 @@ function M.run(client, problem, opts)
   end
   ctx:event("done", { usage = ctx.usage })
   return result
+end
+
+-- owl.run(client, problem, opts) -> result, or nil and an owl error whose
+-- `partial` holds everything that did finish.
+function M.run(client, problem, opts)
+  local ctx = new_context(client, problem, opts, 3)
+  if ctx.opts.replan then -- a plan schema re-planning cannot use raises before any call
+    ctx.replan_schema = replan_stage.schema_for(json_schema_of(ctx.opts.schema or M.plan_schema))
+  end
+  local err = journal.attach(ctx)
+  if err then return ctx:fail(err) end
+  -- deadline and max_total_tokens end the run from outside its stages
+  return limits.guard(ctx, run)
 end
 
 return M

@@ -68,12 +68,16 @@ function M.run(ctx, index, subtask, request, tools, on_delta)
       d.tool, d.name, d.index = data.name, subtask.name, index
       ctx:event(relay, d)
     end,
+    -- each step is journalled (and taken from a journal) like any call
+    -- of the run; the tools run again on a resumed run
     call = function(req)
-      local spec = ctx:spec_of(req)
-      local r, e = client:call(function(loop) return loop:request(spec) end, ctx.loop, req, stream,
-        ctx.opts.max_retries)
-      ctx:count("workers", r)
-      return r, e
+      return ctx:journalled("workers", req, { name = subtask.name, index = index }, function()
+        local spec = ctx:spec_of(req)
+        local r, e = client:call(function(loop) return loop:request(spec) end, ctx.loop, req, stream,
+          ctx.opts.max_retries)
+        ctx:count("workers", r)
+        return r, e
+      end)
     end,
   })
   if not res then return nil, err end

@@ -61,7 +61,8 @@ function M.call(ctx, job)
     shared.body = nil
   end
   local res, err = ctx:call("workers", "the worker", job.request,
-    function(loop) return core.work(loop, shared, { body })[1] end, job.on_delta)
+    function(loop) return core.work(loop, shared, { body })[1] end, job.on_delta,
+    { name = job.vars and job.vars.name, index = job.index })
   if err then return nil, err, res end
   return ctx:answer_text(res), nil, res -- valid UTF-8, fences as `output` says
 end
@@ -90,6 +91,10 @@ end
 -- or nil and the `worker` error naming the first failure (every failure in
 -- err.errors). subtasks defaults to plan.subtasks; each output also goes
 -- into ctx.partial.outputs, at the subtask's index in the run, as it ends.
+-- ctx.opts.on_worker_error: "wait" (the others finish first), "fail_fast"
+-- (the first failure cancels the rest) or "skip" (outputs returned with
+-- false for each failure, listed in ctx.partial.failures; an error only
+-- when every worker failed).
 function M.run(ctx, plan, subtasks)
   subtasks = subtasks or plan.subtasks
   local n = #subtasks
@@ -131,14 +136,33 @@ function M.run(ctx, plan, subtasks)
   end
 
   local window = task.semaphore(M.window(ctx.opts.max_workers, n))
+  local policy = ctx.opts.on_worker_error or "wait"
   local failures, failed, tasks = {}, {}, {}
+  -- fail_fast: set at the first failure; every worker still running or
+  -- waiting is cancelled, and what fails after it is that cancellation
+  local stopped, cancelled = nil, 0
   local function fail(i, err)
     failed[i] = err
+    if stopped then
+      cancelled = cancelled + 1
+      return
+    end
     failures[#failures + 1] = { index = i, err = err }
+    if policy == "fail_fast" then
+      stopped = i
+      for j, t in pairs(tasks) do
+        if j ~= i and not t:done() then t:cancel() end
+      end
+    end
   end
 
   local function worker(i)
     local st, k = subtasks[i], at[i]
+    if stopped then -- spawned after fail_fast stopped the round
+      failed[i] = errors.new("cancelled", "not run: fail_fast stopped the run")
+      cancelled = cancelled + 1
+      return
+    end
     for _, j in ipairs(deps[i]) do tasks[j]:wait() end
     for _, j in ipairs(deps[i]) do
       if failed[j] or not outputs[j] then
@@ -149,7 +173,10 @@ function M.run(ctx, plan, subtasks)
         return
       end
     end
-    if not window:acquire() then return end -- cancelled while waiting its turn
+    if not window:acquire() then -- cancelled while waiting its turn
+      fail(i, errors.new("cancelled", "not run: the worker was cancelled while waiting its turn"))
+      return
+    end
     local started = ctx:seconds()
     ctx:event("worker_start", { index = k, name = st.name })
     local items = {}
@@ -196,11 +223,28 @@ function M.run(ctx, plan, subtasks)
   end
   if #failures == 0 then return outputs end
   table.sort(failures, function(a, b) return a.index < b.index end)
+  if policy == "skip" and #failures < n then
+    -- the run goes on with what succeeded; the failures are listed in
+    -- ctx.partial.failures (result.failures) with their run index
+    local list = ctx.partial.failures or {}
+    ctx.partial.failures = list
+    for _, f in ipairs(failures) do
+      list[#list + 1] = { index = at[f.index], name = subtasks[f.index].name, err = f.err }
+    end
+    return outputs
+  end
   local first = failures[1]
   local all = {}
   for i, f in ipairs(failures) do all[i] = f.err end
-  return nil, errors.new("worker", #failures .. " of " .. n .. " workers failed; first: " .. tostring(first.err),
-    { subtask = subtasks[first.index].name, cause = first.err, errors = all })
+  local message = #failures .. " of " .. n .. " workers failed; first: " .. tostring(first.err)
+  if stopped then
+    message = "a worker failed and fail_fast cancelled the " .. cancelled .. " still running or waiting: "
+      .. tostring(first.err)
+  elseif policy == "skip" then
+    message = "every worker failed (" .. n .. "); first: " .. tostring(first.err)
+  end
+  return nil, errors.new("worker", message,
+    { subtask = subtasks[first.index].name, cause = first.err, errors = all, cancelled = stopped and cancelled or nil })
 end
 
 return M
