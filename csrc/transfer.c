@@ -107,16 +107,50 @@ static int take_budget(owl_transfer *t, size_t n) {
 }
 
 /* An event the transfer's parser completed, queued for t:events() as a
- * record: an event_head, then the type, data and id bytes. */
+ * record: an event_head, then the type bytes, then either (EV_RAW) the data
+ * and id bytes or (EV_PICK, an event its picker took) data_len bytes of
+ * owl_pick_value records. */
+enum { EV_RAW, EV_PICK };
+
 typedef struct {
-  size_t type_len, data_len, id_len;
+  int kind;
   int has_id;
+  size_t type_len, data_len, id_len;
 } event_head;
+
+static int keep_picked(owl_transfer *t, const owl_sse_event *ev) {
+  owl_buf *b = &t->events;
+  size_t at = b->len;
+  event_head h;
+  int r;
+  memset(&h, 0, sizeof h);
+  h.kind = EV_PICK;
+  h.type_len = ev->type_len;
+  if (!owl_buf_append(b, &h, sizeof h) || !owl_buf_append(b, ev->type, h.type_len)) {
+    b->len = at;
+    return -1;
+  }
+  r = owl_pick_event(t->pick, ev->type, ev->type_len, ev->data, ev->data_len, b);
+  if (r != 1) {
+    b->len = at;
+    return r;
+  }
+  h.data_len = b->len - at - sizeof h - h.type_len;
+  memcpy(b->data + at, &h, sizeof h);
+  t->nevents++;
+  return 1;
+}
 
 static int keep_event(void *ud, const owl_sse_event *ev) {
   owl_transfer *t = (owl_transfer *)ud;
   owl_buf *b = &t->events;
   event_head h;
+  if (t->pick) {
+    int r = keep_picked(t, ev);
+    if (r != 0) return r > 0;
+  }
+  memset(&h, 0, sizeof h);
+  h.kind = EV_RAW;
   h.type_len = ev->type_len;
   h.data_len = ev->data_len;
   h.id_len = ev->id_len;
@@ -578,35 +612,119 @@ static int t_size(lua_State *L) {
   return 1;
 }
 
-/* t:events(): the events parsed since the last call, as an array of
- * { event =, data =, id = }; they are taken. The array is made at its full
- * size first; a memory error while filling it loses nothing, as the queue
- * is emptied only after. */
+/* The record at p: its head, and where its type and payload begin. */
+static const char *read_head(const char *p, event_head *h) {
+  memcpy(h, p, sizeof *h);
+  return p + sizeof *h;
+}
+
+static const char *next_record(const char *p) {
+  event_head h;
+  p = read_head(p, &h);
+  return p + h.type_len + h.data_len + (h.kind == EV_RAW && h.has_id ? h.id_len : 0);
+}
+
+/* With merge, the end of the run of picked records of one type that starts
+ * at p (a picked record); without, the record after p. */
+static const char *run_end(const char *p, const char *end, int merge) {
+  event_head first, h;
+  const char *type = read_head(p, &first), *q = next_record(p);
+  while (merge && q < end) {
+    const char *qt = read_head(q, &h);
+    if (h.kind != EV_PICK || h.type_len != first.type_len || memcmp(qt, type, h.type_len) != 0) break;
+    q = next_record(q);
+  }
+  return q;
+}
+
+/* Pushes { event =, pick = { field = value } } for the picked records in
+ * [p, end): a joined field's values concatenated, another's the last one;
+ * a field no record gave is absent. */
+static void push_picked(lua_State *L, const owl_pick *pick, const char *p, const char *end) {
+  event_head h;
+  int f, nf = owl_pick_nfields(pick);
+  const char *type = read_head(p, &h);
+  lua_createtable(L, 0, 2);
+  lua_pushlstring(L, type, h.type_len);
+  lua_setfield(L, -2, "event");
+  lua_createtable(L, 0, nf);
+  for (f = 0; f < nf; f++) {
+    size_t nlen;
+    int join, found = 0;
+    const char *name = owl_pick_field(pick, f, &nlen, &join), *q, *last = NULL;
+    size_t last_len = 0;
+    luaL_Buffer b;
+    if (join) luaL_buffinit(L, &b);
+    for (q = p; q < end; q = next_record(q)) {
+      const char *v = read_head(q, &h) + h.type_len, *vend = v + h.data_len;
+      while (v < vend) {
+        owl_pick_value pv;
+        memcpy(&pv, v, sizeof pv);
+        v += sizeof pv;
+        if (pv.field == f) {
+          found = 1;
+          if (join) luaL_addlstring(&b, v, pv.len);
+          last = v;
+          last_len = pv.len;
+        }
+        v += pv.len;
+      }
+    }
+    if (join) {
+      luaL_pushresult(&b);
+      if (found) lua_setfield(L, -2, name);
+      else lua_pop(L, 1);
+    } else if (found) {
+      lua_pushlstring(L, last, last_len);
+      lua_setfield(L, -2, name);
+    }
+  }
+  lua_setfield(L, -2, "pick");
+}
+
+/* t:events([merge]): the events parsed since the last call, as an array of
+ * { event =, data =, id = }, and of { event =, pick = } for the events a
+ * picker took (t:sse_pick), one per event or, with merge, one per run of
+ * them; they are taken. The array is made at its full size first; a
+ * memory error while filling it loses nothing, as the queue is emptied
+ * only after. */
 static int t_events(lua_State *L) {
   owl_transfer *t = owl_transfer_check(L, 1);
+  int merge = lua_toboolean(L, 2);
   const char *p, *end;
-  int i = 0;
+  int i = 0, n = 0;
   if (!t->sse) return luaL_error(L, "owl.core: t:events() is for a transfer made with spec.sse");
-  lua_createtable(L, (int)t->nevents, 0);
+  end = t->events.data + t->events.len;
+  for (p = t->events.data; p < end; n++) {
+    event_head h;
+    read_head(p, &h);
+    p = h.kind == EV_PICK ? run_end(p, end, merge) : next_record(p);
+  }
+  lua_createtable(L, n, 0);
   p = t->events.data;
-  end = p + t->events.len;
   while (p < end) {
     event_head h;
-    memcpy(&h, p, sizeof h);
-    p += sizeof h;
+    const char *q = read_head(p, &h);
+    if (h.kind == EV_PICK) {
+      const char *stop = run_end(p, end, merge);
+      push_picked(L, t->pick, p, stop);
+      lua_rawseti(L, -2, ++i);
+      p = stop;
+      continue;
+    }
     lua_createtable(L, 0, 3);
-    lua_pushlstring(L, p, h.type_len);
+    lua_pushlstring(L, q, h.type_len);
     lua_setfield(L, -2, "event");
-    p += h.type_len;
-    lua_pushlstring(L, p, h.data_len);
+    q += h.type_len;
+    lua_pushlstring(L, q, h.data_len);
     lua_setfield(L, -2, "data");
-    p += h.data_len;
+    q += h.data_len;
     if (h.has_id) {
-      lua_pushlstring(L, p, h.id_len);
+      lua_pushlstring(L, q, h.id_len);
       lua_setfield(L, -2, "id");
-      p += h.id_len;
     }
     lua_rawseti(L, -2, ++i);
+    p = next_record(p);
   }
   /* a burst of large events should not keep its memory for the rest of a
    * long stream */
@@ -614,6 +732,30 @@ static int t_events(lua_State *L) {
   else owl_buf_reset(&t->events);
   t->nevents = 0;
   return 1;
+}
+
+/* t:sse_pick(picker or nil): the events that arrive from now on go through
+ * picker (core.sse_pick), which takes out the values its paths name in C;
+ * t:events() hands those as { event =, pick = }. Events queued before are
+ * handed as they are; nil stops picking. */
+static int t_sse_pick(lua_State *L) {
+  owl_transfer *t = owl_transfer_check(L, 1);
+  owl_pick *p = lua_isnoneornil(L, 2) ? NULL : owl_pick_check(L, 2);
+  if (!t->sse) return luaL_error(L, "owl.core: t:sse_pick() is for a transfer made with spec.sse");
+  if (p != t->pick) {
+    /* picked records already queued name the old picker's fields */
+    const char *q, *end = t->events.data + t->events.len;
+    for (q = t->events.data; q < end; q = next_record(q)) {
+      event_head h;
+      read_head(q, &h);
+      if (h.kind == EV_PICK)
+        return luaL_error(L, "owl.core: t:sse_pick() while picked events wait (take them with t:events() first)");
+    }
+  }
+  if (p) owl_pick_retain(p);
+  owl_pick_release(t->pick);
+  t->pick = p;
+  return 0;
 }
 
 static int t_json(lua_State *L) {
@@ -737,6 +879,8 @@ static int t_release(lua_State *L) {
   owl_buf_free(&t->header_lines);
   owl_buf_free(&t->events);
   t->nevents = 0;
+  owl_pick_release(t->pick);
+  t->pick = NULL;
   if (t->sse) owl_sse_free(&t->parser); /* idempotent: __gc frees it again */
   return 0;
 }
@@ -755,6 +899,8 @@ static int t_gc(lua_State *L) {
   owl_buf_free(&t->response);
   owl_buf_free(&t->header_lines);
   owl_buf_free(&t->events);
+  owl_pick_release(t->pick);
+  t->pick = NULL;
   if (t->sse) owl_sse_free(&t->parser);
   owl_headers_release(t->headers);
   t->headers = NULL;
@@ -774,6 +920,7 @@ void owl_transfer_open(lua_State *L) {
       {"state", t_state},     {"status", t_status},   {"failure", t_failure}, {"body", t_body},
       {"json", t_json},       {"header", t_header},   {"headers", t_headers}, {"cancel", t_cancel},
       {"size", t_size},       {"take", t_take},       {"events", t_events}, {"release", t_release},
+      {"sse_pick", t_sse_pick},
       {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", t_gc}, {"__tostring", t_tostring}, {NULL, NULL}};
   owl_newclass(L, OWL_TRANSFER_MT, methods, meta);

@@ -25,6 +25,7 @@
 
 #include "budget.h"
 #include "owl.h"
+#include "pick.h"
 #include "sse.h"
 
 #if defined(__GNUC__) && __GNUC__ >= 4
@@ -88,6 +89,7 @@ struct owl_transfer {
   int sse_failed;        /* the parser failed (parser.err says why) */
   owl_sse parser;        /* sse only; its buffers are freed when the transfer ends */
   owl_buf events;        /* sse: events parsed and not yet taken by t:events(), as records */
+  owl_pick *pick;        /* sse: t:sse_pick's picker (counted reference), or NULL */
   size_t nevents;
   const owl_runner *runner; /* NULL unless a loop holds the transfer */
   /* The runner's bookkeeping, valid while runner is set: loop.c reads and
