@@ -22,6 +22,11 @@
 
 #define OWL_USER_AGENT "owl/0.1"
 #define OWL_DEFAULT_MAX_RESPONSE ((size_t)64 * 1024 * 1024)
+/* libcurl's receive buffer per transfer (its default is 16 KiB). Answers
+ * come in pieces of a few KiB, a stream's in far smaller ones, and a
+ * fan-out holds a thousand transfers at once: 4 KiB costs a few more reads
+ * on a large body and saves 12 KiB per call in flight. */
+#define OWL_RECV_BUFFER 4096L
 #define OWL_MAX_EXACT 9007199254740991.0 /* 2^53 - 1: above it a Lua number skips integers */
 
 /* ---- header lists, shared and counted ---------------------------------- */
@@ -112,12 +117,81 @@ static int take_budget(owl_transfer *t, size_t n) {
  * owl_pick_value records. */
 enum { EV_RAW, EV_PICK };
 
+/* The event queue's memory kept from one t:events() to the next. */
+#define OWL_EVENTS_KEEP 1024
+
 typedef struct {
   int kind;
   int has_id;
   size_t type_len, data_len, id_len;
 } event_head;
 
+/* The value of field f among the value records [v, end): its offset in
+ * base and length, or 0 when the event gave none. */
+static int find_value(const char *base, size_t v, size_t end, int f, size_t *at, size_t *len) {
+  while (v < end) {
+    owl_pick_value pv;
+    memcpy(&pv, base + v, sizeof pv);
+    v += sizeof pv;
+    if (pv.field == f) {
+      *at = v;
+      *len = pv.len;
+      return 1;
+    }
+    v += pv.len;
+  }
+  return 0;
+}
+
+/* Merges the picked record at e (the last one) into the one at r just
+ * before it, when both are of one type: a joined field's values
+ * concatenated, another's the later one. The merged record is built after
+ * both, then moved down to r. 0 when out of memory (the buffer as before). */
+static int merge_picked(owl_transfer *t, size_t r, size_t e) {
+  owl_buf *b = &t->events;
+  event_head rh, eh, mh;
+  size_t rv, ev, m, f, nf = (size_t)owl_pick_nfields(t->pick);
+  memcpy(&rh, b->data + r, sizeof rh);
+  memcpy(&eh, b->data + e, sizeof eh);
+  if (rh.type_len != eh.type_len || memcmp(b->data + r + sizeof rh, b->data + e + sizeof eh, rh.type_len) != 0) {
+    t->open_pick = e;
+    return 1;
+  }
+  /* room for all of it first: the copies below read from the buffer itself */
+  if (!owl_buf_reserve(b, sizeof mh + rh.type_len + rh.data_len + eh.data_len + nf * sizeof(owl_pick_value))) return 0;
+  rv = r + sizeof rh + rh.type_len;
+  ev = e + sizeof eh + eh.type_len;
+  m = b->len;
+  mh = rh;
+  memcpy(b->data + b->len, &mh, sizeof mh);
+  memcpy(b->data + b->len + sizeof mh, b->data + r + sizeof rh, rh.type_len);
+  b->len += sizeof mh + rh.type_len;
+  for (f = 0; f < nf; f++) {
+    size_t ra = 0, rl = 0, ea = 0, el = 0, nlen;
+    int join, has_r = find_value(b->data, rv, rv + rh.data_len, (int)f, &ra, &rl);
+    int has_e = find_value(b->data, ev, ev + eh.data_len, (int)f, &ea, &el);
+    owl_pick_value pv;
+    owl_pick_field(t->pick, (int)f, &nlen, &join);
+    if (!has_r && !has_e) continue;
+    if (!join && has_e) has_r = 0; /* the later value counts */
+    pv.field = (int)f;
+    pv.len = (has_r ? rl : 0) + (has_e ? el : 0);
+    memcpy(b->data + b->len, &pv, sizeof pv);
+    b->len += sizeof pv;
+    if (has_r) memcpy(b->data + b->len, b->data + ra, rl);
+    if (has_r) b->len += rl;
+    if (has_e) memcpy(b->data + b->len, b->data + ea, el);
+    if (has_e) b->len += el;
+  }
+  mh.data_len = b->len - m - sizeof mh - mh.type_len;
+  memcpy(b->data + m, &mh, sizeof mh);
+  memmove(b->data + r, b->data + m, b->len - m);
+  b->len = r + (b->len - m);
+  b->data[b->len] = '\0';
+  return 1;
+}
+
+/* 1 picked (and queued), 0 to be queued whole, -1 out of memory. */
 static int keep_picked(owl_transfer *t, const owl_sse_event *ev) {
   owl_buf *b = &t->events;
   size_t at = b->len;
@@ -137,6 +211,14 @@ static int keep_picked(owl_transfer *t, const owl_sse_event *ev) {
   }
   h.data_len = b->len - at - sizeof h - h.type_len;
   memcpy(b->data + at, &h, sizeof h);
+  if (t->pick_merge && t->open_pick != OWL_NO_RUN) {
+    if (!merge_picked(t, t->open_pick, at)) {
+      b->len = at;
+      return -1;
+    }
+  } else {
+    t->open_pick = at;
+  }
   t->nevents++;
   return 1;
 }
@@ -149,6 +231,7 @@ static int keep_event(void *ud, const owl_sse_event *ev) {
     int r = keep_picked(t, ev);
     if (r != 0) return r > 0;
   }
+  t->open_pick = OWL_NO_RUN; /* a run of picked events ends here */
   memset(&h, 0, sizeof h);
   h.kind = EV_RAW;
   h.type_len = ev->type_len;
@@ -175,6 +258,8 @@ static int write_sse(owl_transfer *t, const char *ptr, size_t n) {
     t->feeding = code >= 200 && code <= 299;
   }
   if (!t->feeding) return owl_buf_append(&t->response, ptr, n);
+  /* the kept bytes at their exact size: doubling would give 8 KiB each */
+  if (t->response.cap == 0 && !owl_buf_reserve_exact(&t->response, OWL_SSE_KEEP)) return 0;
   if (t->response.len >= OWL_SSE_KEEP) keep = 0;
   else if (keep > OWL_SSE_KEEP - t->response.len) keep = OWL_SSE_KEEP - t->response.len;
   if (!owl_buf_append(&t->response, ptr, keep)) return 0;
@@ -194,6 +279,14 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud) {
     return 0; /* libcurl ends the transfer with CURLE_WRITE_ERROR */
   }
   if (!take_budget(t, n)) return 0;
+  if (!t->sse && t->response.cap == 0) {
+    /* a body of announced size gets exactly its room, not a chain of
+     * doublings that leaves up to twice that behind */
+    curl_off_t cl = -1;
+    if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK && cl > 0 &&
+        (double)cl <= (double)t->max_response && !owl_buf_reserve_exact(&t->response, (size_t)cl))
+      return 0;
+  }
   if (!(t->sse ? write_sse(t, ptr, n) : owl_buf_append(&t->response, ptr, n))) return 0;
   t->received += n;
   if (t->stream && n > 0 && t->runner) t->runner->news(t);
@@ -260,6 +353,7 @@ owl_transfer *owl_transfer_push(lua_State *L) {
   t->state = OWL_NEW;
   t->max_response = OWL_DEFAULT_MAX_RESPONSE;
   t->feeding = -1;
+  t->open_pick = OWL_NO_RUN;
   owl_setmetatable(L, OWL_TRANSFER_MT);
   return t;
 }
@@ -396,6 +490,7 @@ void owl_transfer_configure(lua_State *L, owl_transfer *t, int spec_idx, owl_hea
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   if (ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, ca_file) != CURLE_OK) luaL_error(L, "owl.core: spec.ca_file not accepted");
   curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(e, CURLOPT_BUFFERSIZE, OWL_RECV_BUFFER);
   curl_easy_setopt(e, CURLOPT_USERAGENT, OWL_USER_AGENT);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers->list);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
@@ -624,92 +719,50 @@ static const char *next_record(const char *p) {
   return p + h.type_len + h.data_len + (h.kind == EV_RAW && h.has_id ? h.id_len : 0);
 }
 
-/* With merge, the end of the run of picked records of one type that starts
- * at p (a picked record); without, the record after p. */
-static const char *run_end(const char *p, const char *end, int merge) {
-  event_head first, h;
-  const char *type = read_head(p, &first), *q = next_record(p);
-  while (merge && q < end) {
-    const char *qt = read_head(q, &h);
-    if (h.kind != EV_PICK || h.type_len != first.type_len || memcmp(qt, type, h.type_len) != 0) break;
-    q = next_record(q);
-  }
-  return q;
-}
-
-/* Pushes { event =, pick = { field = value } } for the picked records in
- * [p, end): a joined field's values concatenated, another's the last one;
- * a field no record gave is absent. */
-static void push_picked(lua_State *L, const owl_pick *pick, const char *p, const char *end) {
+/* Pushes { event =, pick = { field = value } } for the picked record at
+ * p; a field its events did not give is absent. */
+static void push_picked(lua_State *L, const owl_pick *pick, const char *p) {
   event_head h;
-  int f, nf = owl_pick_nfields(pick);
-  const char *type = read_head(p, &h);
+  const char *v = read_head(p, &h), *vend;
   lua_createtable(L, 0, 2);
-  lua_pushlstring(L, type, h.type_len);
+  lua_pushlstring(L, v, h.type_len);
   lua_setfield(L, -2, "event");
-  lua_createtable(L, 0, nf);
-  for (f = 0; f < nf; f++) {
+  v += h.type_len;
+  vend = v + h.data_len;
+  lua_createtable(L, 0, owl_pick_nfields(pick));
+  while (v < vend) {
+    owl_pick_value pv;
     size_t nlen;
-    int join, found = 0;
-    const char *name = owl_pick_field(pick, f, &nlen, &join), *q, *last = NULL;
-    size_t last_len = 0;
-    luaL_Buffer b;
-    if (join) luaL_buffinit(L, &b);
-    for (q = p; q < end; q = next_record(q)) {
-      const char *v = read_head(q, &h) + h.type_len, *vend = v + h.data_len;
-      while (v < vend) {
-        owl_pick_value pv;
-        memcpy(&pv, v, sizeof pv);
-        v += sizeof pv;
-        if (pv.field == f) {
-          found = 1;
-          if (join) luaL_addlstring(&b, v, pv.len);
-          last = v;
-          last_len = pv.len;
-        }
-        v += pv.len;
-      }
-    }
-    if (join) {
-      luaL_pushresult(&b);
-      if (found) lua_setfield(L, -2, name);
-      else lua_pop(L, 1);
-    } else if (found) {
-      lua_pushlstring(L, last, last_len);
-      lua_setfield(L, -2, name);
-    }
+    int join;
+    memcpy(&pv, v, sizeof pv);
+    v += sizeof pv;
+    lua_pushlstring(L, v, pv.len);
+    lua_setfield(L, -2, owl_pick_field(pick, pv.field, &nlen, &join));
+    v += pv.len;
   }
   lua_setfield(L, -2, "pick");
 }
 
-/* t:events([merge]): the events parsed since the last call, as an array of
+/* t:events(): the events parsed since the last call, as an array of
  * { event =, data =, id = }, and of { event =, pick = } for the events a
- * picker took (t:sse_pick), one per event or, with merge, one per run of
- * them; they are taken. The array is made at its full size first; a
+ * picker took (t:sse_pick; one per event, or with merge one per run of
+ * them); they are taken. The array is made at its full size first; a
  * memory error while filling it loses nothing, as the queue is emptied
  * only after. */
 static int t_events(lua_State *L) {
   owl_transfer *t = owl_transfer_check(L, 1);
-  int merge = lua_toboolean(L, 2);
   const char *p, *end;
   int i = 0, n = 0;
   if (!t->sse) return luaL_error(L, "owl.core: t:events() is for a transfer made with spec.sse");
   end = t->events.data + t->events.len;
-  for (p = t->events.data; p < end; n++) {
-    event_head h;
-    read_head(p, &h);
-    p = h.kind == EV_PICK ? run_end(p, end, merge) : next_record(p);
-  }
+  for (p = t->events.data; p < end; p = next_record(p)) n++;
   lua_createtable(L, n, 0);
-  p = t->events.data;
-  while (p < end) {
+  for (p = t->events.data; p < end; p = next_record(p)) {
     event_head h;
     const char *q = read_head(p, &h);
     if (h.kind == EV_PICK) {
-      const char *stop = run_end(p, end, merge);
-      push_picked(L, t->pick, p, stop);
+      push_picked(L, t->pick, p);
       lua_rawseti(L, -2, ++i);
-      p = stop;
       continue;
     }
     lua_createtable(L, 0, 3);
@@ -724,24 +777,30 @@ static int t_events(lua_State *L) {
       lua_setfield(L, -2, "id");
     }
     lua_rawseti(L, -2, ++i);
-    p = next_record(p);
   }
-  /* a burst of large events should not keep its memory for the rest of a
-   * long stream */
-  if (t->events.cap > OWL_SSE_KEEP) owl_buf_free(&t->events);
+  /* taken: a large queue's memory goes now, not at the end of the stream
+   * (a thousand streams would each hold their largest turn's worth); a
+   * turn's usual few hundred bytes stay for the next one */
+  if (t->events.cap > OWL_EVENTS_KEEP) owl_buf_free(&t->events);
   else owl_buf_reset(&t->events);
   t->nevents = 0;
+  t->open_pick = OWL_NO_RUN;
   return 1;
 }
 
-/* t:sse_pick(picker or nil): the events that arrive from now on go through
- * picker (core.sse_pick), which takes out the values its paths name in C;
- * t:events() hands those as { event =, pick = }. Events queued before are
- * handed as they are; nil stops picking. */
+/* t:sse_pick(picker or nil [, merge]): the events that arrive from now on
+ * go through picker (core.sse_pick), which takes out the values its paths
+ * name in C; t:events() hands those as { event =, pick = }. With merge,
+ * picked events of one type that arrive in a row (no event handed whole
+ * between them, no t:events() call) make one: joined fields concatenated,
+ * the others the last value. Events queued before are handed as they
+ * are; nil stops picking. */
 static int t_sse_pick(lua_State *L) {
   owl_transfer *t = owl_transfer_check(L, 1);
   owl_pick *p = lua_isnoneornil(L, 2) ? NULL : owl_pick_check(L, 2);
   if (!t->sse) return luaL_error(L, "owl.core: t:sse_pick() is for a transfer made with spec.sse");
+  if (!lua_isnoneornil(L, 3) && lua_type(L, 3) != LUA_TBOOLEAN)
+    return luaL_error(L, "owl.core: t:sse_pick merge must be a boolean, not %s", luaL_typename(L, 3));
   if (p != t->pick) {
     /* picked records already queued name the old picker's fields */
     const char *q, *end = t->events.data + t->events.len;
@@ -755,6 +814,8 @@ static int t_sse_pick(lua_State *L) {
   if (p) owl_pick_retain(p);
   owl_pick_release(t->pick);
   t->pick = p;
+  t->pick_merge = lua_toboolean(L, 3);
+  t->open_pick = OWL_NO_RUN;
   return 0;
 }
 

@@ -90,6 +90,8 @@ struct owl_transfer {
   owl_sse parser;        /* sse only; its buffers are freed when the transfer ends */
   owl_buf events;        /* sse: events parsed and not yet taken by t:events(), as records */
   owl_pick *pick;        /* sse: t:sse_pick's picker (counted reference), or NULL */
+  int pick_merge;        /* t:sse_pick's merge: picked events in a row make one record */
+  size_t open_pick;      /* offset in events of the picked record a merge extends, or OWL_NO_RUN */
   size_t nevents;
   const owl_runner *runner; /* NULL unless a loop holds the transfer */
   /* The runner's bookkeeping, valid while runner is set: loop.c reads and
@@ -105,6 +107,7 @@ struct owl_transfer {
   char errbuf[CURL_ERROR_SIZE];
 };
 
+#define OWL_NO_RUN ((size_t)-1)
 #define OWL_MAX_HEADER_BYTES ((size_t)256 * 1024)
 /* The raw body a 2xx sse stream keeps, for diagnostics: its events are the
  * answer, and a long stream must not be held twice. */

@@ -35,11 +35,10 @@ read = function(client, t, loop, on_delta, request)
   -- a reader that names what it reads of an event has the core take it
   -- out in C (core.sse_pick); without on_delta, the pieces of one turn
   -- come joined, one per turn instead of one per event
-  if reader.pick then t:sse_pick(reader.pick) end
-  local merge = on_delta == nil
+  if reader.pick then t:sse_pick(reader.pick, on_delta == nil) end
   while true do
     local done = t:state() == "done"
-    for _, ev in ipairs(t:events(merge)) do
+    for _, ev in ipairs(t:events()) do
       local deltas, err
       if ev.pick then deltas, err = reader:picked(ev.pick) else deltas, err = reader:event(ev) end
       if not deltas then
