@@ -143,52 +143,128 @@ static int find_value(const char *base, size_t v, size_t end, int f, size_t *at,
   return 0;
 }
 
-/* Merges the picked record at e (the last one) into the one at r just
- * before it, when both are of one type: a joined field's values
- * concatenated, another's the later one. The merged record is built after
- * both, then moved down to r. 0 when out of memory (the buffer as before). */
-static int merge_picked(owl_transfer *t, size_t r, size_t e) {
+/* Builds the picked record at r merged with the one at e after it (or r
+ * alone, e OWL_NO_RUN) after both, then moves it down to r: a joined
+ * field's values concatenated, another's the later one; the joined fields
+ * last, so that the next merge can extend them in place. 0 when out of
+ * memory (the buffer as before). */
+static int rebuild_picked(owl_transfer *t, size_t r, size_t e) {
   owl_buf *b = &t->events;
   event_head rh, eh, mh;
-  size_t rv, ev, m, f, nf = (size_t)owl_pick_nfields(t->pick);
+  size_t rv, ev = 0, m, f, nf = (size_t)owl_pick_nfields(t->pick);
+  int pass;
   memcpy(&rh, b->data + r, sizeof rh);
-  memcpy(&eh, b->data + e, sizeof eh);
-  if (rh.type_len != eh.type_len || memcmp(b->data + r + sizeof rh, b->data + e + sizeof eh, rh.type_len) != 0) {
-    t->open_pick = e;
-    return 1;
-  }
+  memset(&eh, 0, sizeof eh);
+  if (e != OWL_NO_RUN) memcpy(&eh, b->data + e, sizeof eh);
   /* room for all of it first: the copies below read from the buffer itself */
   if (!owl_buf_reserve(b, sizeof mh + rh.type_len + rh.data_len + eh.data_len + nf * sizeof(owl_pick_value))) return 0;
   rv = r + sizeof rh + rh.type_len;
-  ev = e + sizeof eh + eh.type_len;
+  if (e != OWL_NO_RUN) ev = e + sizeof eh + eh.type_len;
   m = b->len;
   mh = rh;
   memcpy(b->data + b->len, &mh, sizeof mh);
   memcpy(b->data + b->len + sizeof mh, b->data + r + sizeof rh, rh.type_len);
   b->len += sizeof mh + rh.type_len;
-  for (f = 0; f < nf; f++) {
-    size_t ra = 0, rl = 0, ea = 0, el = 0, nlen;
-    int join, has_r = find_value(b->data, rv, rv + rh.data_len, (int)f, &ra, &rl);
-    int has_e = find_value(b->data, ev, ev + eh.data_len, (int)f, &ea, &el);
-    owl_pick_value pv;
-    owl_pick_field(t->pick, (int)f, &nlen, &join);
-    if (!has_r && !has_e) continue;
-    if (!join && has_e) has_r = 0; /* the later value counts */
-    pv.field = (int)f;
-    pv.len = (has_r ? rl : 0) + (has_e ? el : 0);
-    memcpy(b->data + b->len, &pv, sizeof pv);
-    b->len += sizeof pv;
-    if (has_r) memcpy(b->data + b->len, b->data + ra, rl);
-    if (has_r) b->len += rl;
-    if (has_e) memcpy(b->data + b->len, b->data + ea, el);
-    if (has_e) b->len += el;
-  }
+  for (pass = 0; pass < 2; pass++)
+    for (f = 0; f < nf; f++) {
+      size_t ra = 0, rl = 0, ea = 0, el = 0, nlen;
+      int join, has_r = find_value(b->data, rv, rv + rh.data_len, (int)f, &ra, &rl);
+      int has_e = e != OWL_NO_RUN && find_value(b->data, ev, ev + eh.data_len, (int)f, &ea, &el);
+      owl_pick_value pv;
+      owl_pick_field(t->pick, (int)f, &nlen, &join);
+      if (join != pass || (!has_r && !has_e)) continue;
+      if (!join && has_e) has_r = 0; /* the later value counts */
+      pv.field = (int)f;
+      pv.len = (has_r ? rl : 0) + (has_e ? el : 0);
+      memcpy(b->data + b->len, &pv, sizeof pv);
+      b->len += sizeof pv;
+      if (has_r) memcpy(b->data + b->len, b->data + ra, rl);
+      if (has_r) b->len += rl;
+      if (has_e) memcpy(b->data + b->len, b->data + ea, el);
+      if (has_e) b->len += el;
+    }
   mh.data_len = b->len - m - sizeof mh - mh.type_len;
   memcpy(b->data + m, &mh, sizeof mh);
   memmove(b->data + r, b->data + m, b->len - m);
   b->len = r + (b->len - m);
   b->data[b->len] = '\0';
   return 1;
+}
+
+/* The common merge, in place: a picker with one joined field j, the
+ * record at r (rebuilt, so j is its last value) and the one at e after it
+ * whose other values have the lengths of r's (an id or a model repeated).
+ * Those are overwritten and e's piece of j appended, without copying r.
+ * 0 when it does not apply. */
+static int extend_picked(owl_transfer *t, size_t r, size_t e, int j) {
+  owl_buf *b = &t->events;
+  event_head rh, eh;
+  size_t rv, ev, v, ja = 0, jl = 0, rja = 0, rjl = 0, end;
+  int has_rj;
+  memcpy(&rh, b->data + r, sizeof rh);
+  memcpy(&eh, b->data + e, sizeof eh);
+  rv = r + sizeof rh + rh.type_len;
+  ev = e + sizeof eh + eh.type_len;
+  has_rj = find_value(b->data, rv, rv + rh.data_len, j, &rja, &rjl);
+  if (has_rj && rja + rjl != e) return 0;
+  for (v = ev; v < ev + eh.data_len;) { /* check before changing anything */
+    owl_pick_value pv;
+    size_t ra, rl;
+    memcpy(&pv, b->data + v, sizeof pv);
+    if (pv.field != j && (!find_value(b->data, rv, rv + rh.data_len, pv.field, &ra, &rl) || rl != pv.len)) return 0;
+    v += sizeof pv + pv.len;
+  }
+  for (v = ev; v < ev + eh.data_len;) {
+    owl_pick_value pv;
+    size_t ra = 0, rl = 0;
+    memcpy(&pv, b->data + v, sizeof pv);
+    v += sizeof pv;
+    if (pv.field == j) {
+      ja = v;
+      jl = pv.len;
+    } else {
+      find_value(b->data, rv, rv + rh.data_len, pv.field, &ra, &rl);
+      memcpy(b->data + ra, b->data + v, rl);
+    }
+    v += pv.len;
+  }
+  end = e;
+  if (jl > 0 && has_rj) {
+    owl_pick_value pv;
+    memmove(b->data + e, b->data + ja, jl);
+    memcpy(&pv, b->data + rja - sizeof pv, sizeof pv);
+    pv.len += jl;
+    memcpy(b->data + rja - sizeof pv, &pv, sizeof pv);
+    end = e + jl;
+  } else if (ja > 0) { /* r had no piece of j yet: e's becomes its last value */
+    owl_pick_value pv;
+    pv.field = j;
+    pv.len = jl;
+    memmove(b->data + e + sizeof pv, b->data + ja, jl);
+    memcpy(b->data + e, &pv, sizeof pv);
+    end = e + sizeof pv + jl;
+  }
+  rh.data_len = end - rv;
+  memcpy(b->data + r, &rh, sizeof rh);
+  b->len = end;
+  b->data[end] = '\0';
+  return 1;
+}
+
+/* Merges the picked record at e (the last one) into the run's record at r
+ * when both are of one type; else e opens a new run. 0 when out of memory
+ * (the buffer as before). */
+static int merge_picked(owl_transfer *t, size_t r, size_t e) {
+  owl_buf *b = &t->events;
+  event_head rh, eh;
+  memcpy(&rh, b->data + r, sizeof rh);
+  memcpy(&eh, b->data + e, sizeof eh);
+  if (rh.type_len != eh.type_len || memcmp(b->data + r + sizeof rh, b->data + e + sizeof eh, rh.type_len) != 0) {
+    t->open_pick = e;
+    return rebuild_picked(t, e, OWL_NO_RUN);
+  }
+  if (t->pick_join >= 0 && extend_picked(t, r, e, t->pick_join)) return 1;
+  return rebuild_picked(t, r, e);
 }
 
 /* 1 picked (and queued), 0 to be queued whole, -1 out of memory. */
@@ -218,6 +294,11 @@ static int keep_picked(owl_transfer *t, const owl_sse_event *ev) {
     }
   } else {
     t->open_pick = at;
+    /* a run's first record, in the order merges extend */
+    if (t->pick_merge && !rebuild_picked(t, at, OWL_NO_RUN)) {
+      b->len = at;
+      return -1;
+    }
   }
   t->nevents++;
   return 1;
@@ -232,6 +313,7 @@ static int keep_event(void *ud, const owl_sse_event *ev) {
     if (r != 0) return r > 0;
   }
   t->open_pick = OWL_NO_RUN; /* a run of picked events ends here */
+  t->raw_queued = 1;
   memset(&h, 0, sizeof h);
   h.kind = EV_RAW;
   h.type_len = ev->type_len;
@@ -289,7 +371,10 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud) {
   }
   if (!(t->sse ? write_sse(t, ptr, n) : owl_buf_append(&t->response, ptr, n))) return 0;
   t->received += n;
-  if (t->stream && n > 0 && t->runner) t->runner->news(t);
+  /* with merge, picked events wait for the next event that comes whole,
+   * or the end: only those are news */
+  if (t->stream && n > 0 && t->runner && (!t->pick_merge || t->raw_queued || t->feeding != 1)) t->runner->news(t);
+  t->raw_queued = 0;
   return n;
 }
 
@@ -793,8 +878,11 @@ static int t_events(lua_State *L) {
  * name in C; t:events() hands those as { event =, pick = }. With merge,
  * picked events of one type that arrive in a row (no event handed whole
  * between them, no t:events() call) make one: joined fields concatenated,
- * the others the last value. Events queued before are handed as they
- * are; nil stops picking. */
+ * the others the last value; and picked events are no news to the loop
+ * (the transfer is reported when an event comes whole, or at its end), so
+ * a reader that wants no delta as it comes wakes a few times per stream,
+ * not once per read. Events queued before are handed as they are; nil
+ * stops picking. */
 static int t_sse_pick(lua_State *L) {
   owl_transfer *t = owl_transfer_check(L, 1);
   owl_pick *p = lua_isnoneornil(L, 2) ? NULL : owl_pick_check(L, 2);
@@ -815,6 +903,17 @@ static int t_sse_pick(lua_State *L) {
   owl_pick_release(t->pick);
   t->pick = p;
   t->pick_merge = lua_toboolean(L, 3);
+  t->pick_join = -1; /* the one joined field merges extend in place, if one */
+  if (p) {
+    int f, n = 0;
+    for (f = 0; f < owl_pick_nfields(p); f++) {
+      size_t nlen;
+      int join;
+      owl_pick_field(p, f, &nlen, &join);
+      if (join) t->pick_join = n++ == 0 ? f : -1;
+    }
+    if (n > 1) t->pick_join = -1;
+  }
   t->open_pick = OWL_NO_RUN;
   return 0;
 }

@@ -90,7 +90,9 @@ struct owl_transfer {
   owl_sse parser;        /* sse only; its buffers are freed when the transfer ends */
   owl_buf events;        /* sse: events parsed and not yet taken by t:events(), as records */
   owl_pick *pick;        /* sse: t:sse_pick's picker (counted reference), or NULL */
-  int pick_merge;        /* t:sse_pick's merge: picked events in a row make one record */
+  int pick_merge;        /* t:sse_pick's merge: picked events in a row make one record, and are no news */
+  int pick_join;         /* the picker's one joined field, or -1 (none or several) */
+  int raw_queued;        /* this write queued an event whole (news even with pick_merge) */
   size_t open_pick;      /* offset in events of the picked record a merge extends, or OWL_NO_RUN */
   size_t nevents;
   const owl_runner *runner; /* NULL unless a loop holds the transfer */

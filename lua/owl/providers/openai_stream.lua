@@ -23,14 +23,13 @@ local Reader = {}
 Reader.__index = Reader
 
 -- What the core may take out of a chunk in C (core.sse_pick): the content
--- piece, id and model of an ordinary chunk, which is nearly every one. A
--- chunk with anything else this reader looks at (an error, the usage, a
--- finish_reason, a refusal, tool calls) comes whole to reader:event.
+-- piece, id, model and finish_reason of an ordinary chunk, which is nearly
+-- every one. A chunk with anything else this reader looks at (an error,
+-- the usage, a refusal, tool calls) comes whole to reader:event.
 Reader.pick = core.sse_pick{
   join = { text = { "choices", 1, "delta", "content" } },
-  last = { id = { "id" }, model = { "model" } },
-  absent = { { "error" }, { "usage" }, { "choices", 1, "finish_reason" },
-             { "choices", 1, "delta", "refusal" }, { "choices", 1, "delta", "tool_calls" } },
+  last = { id = { "id" }, model = { "model" }, finish_reason = { "choices", 1, "finish_reason" } },
+  absent = { { "error" }, { "usage" }, { "choices", 1, "delta", "refusal" }, { "choices", 1, "delta", "tool_calls" } },
 }
 
 -- M.reader(secrets) -> a reader; secrets redact any error text it builds.
@@ -132,8 +131,8 @@ function Reader:event(ev)
 end
 
 -- reader:picked(v) -> the deltas of chunks the core picked (Reader.pick):
--- v.text their content, v.id and v.model the last ones, each nil when no
--- chunk had it. What reader:event does with such chunks, without the
+-- v.text their content, v.id, v.model and v.finish_reason the last ones,
+-- each nil when no chunk had it. What reader:event does with such chunks, without the
 -- decoding.
 function Reader:picked(v)
   if self.done then
@@ -141,6 +140,7 @@ function Reader:picked(v)
   end
   if v.model then self.model = v.model end
   if v.id then self.id = v.id end
+  if v.finish_reason then self.finish_reason = v.finish_reason end
   local content = v.text
   if content == nil or content == "" then return {} end
   self.text[#self.text + 1] = content
