@@ -540,6 +540,46 @@ static int l_sse_pick(lua_State *L) {
   return 1;
 }
 
+/* picker:pick(data [, event]) -> { field = value } of one event's data
+ * (event: its type, "message" when absent), or nil when the event would be
+ * handed whole. What a transfer does with each event, for a reader that
+ * has its events at hand (a replay) and for testing. */
+static int pick_pick(lua_State *L) {
+  owl_pick *p = owl_pick_check(L, 1);
+  size_t n, tlen, f;
+  const char *data = luaL_checklstring(L, 2, &n);
+  const char *type = luaL_optlstring(L, 3, "message", &tlen);
+  owl_buf out = OWL_BUF_INIT;
+  int r = owl_pick_event(p, type, tlen, data, n, &out);
+  const char *v, *end;
+  if (r < 0) {
+    owl_buf_free(&out);
+    return luaL_error(L, "owl.core: out of memory");
+  }
+  if (r == 0) {
+    owl_buf_free(&out);
+    lua_pushnil(L);
+    return 1;
+  }
+  /* a Lua memory error below would leak out: copy it to the stack first */
+  lua_pushlstring(L, out.data ? out.data : "", out.len);
+  owl_buf_free(&out);
+  v = lua_tostring(L, -1);
+  end = v + owl_rawlen(L, -1);
+  lua_createtable(L, 0, p->nfields);
+  while (v < end) {
+    owl_pick_value pv;
+    memcpy(&pv, v, sizeof pv);
+    v += sizeof pv;
+    f = (size_t)pv.field;
+    /* one value per field: a path matches once, or the event goes whole */
+    lua_pushlstring(L, v, pv.len);
+    lua_setfield(L, -2, p->fields[f].name);
+    v += pv.len;
+  }
+  return 1;
+}
+
 static int pick_tostring(lua_State *L) {
   pick_ud *u = (pick_ud *)luaL_checkudata(L, 1, OWL_PICK_MT);
   lua_pushfstring(L, "owl.sse_pick (%d fields, %p)", u->p ? u->p->nfields : 0, (void *)u->p);
@@ -547,7 +587,7 @@ static int pick_tostring(lua_State *L) {
 }
 
 void owl_pick_open(lua_State *L) {
-  static const luaL_Reg methods[] = {{NULL, NULL}};
+  static const luaL_Reg methods[] = {{"pick", pick_pick}, {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", pick_gc}, {"__tostring", pick_tostring}, {NULL, NULL}};
   owl_newclass(L, OWL_PICK_MT, methods, meta);
   lua_pushcfunction(L, l_sse_pick);
