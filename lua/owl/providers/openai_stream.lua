@@ -64,6 +64,7 @@ function Reader:event(ev)
   end
   if data == "[DONE]" then
     self.done = true
+    self.pick = false -- anything after it is an error: let it come whole, at once
     return {}
   end
   local chunk, msg = json.decode(data)
