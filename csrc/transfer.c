@@ -66,6 +66,10 @@ owl_headers *owl_headers_push(lua_State *L, int spec_idx) {
   owl_headers *h;
   size_t i, n;
   spec_idx = owl_absindex(L, spec_idx);
+  lua_getfield(L, spec_idx, "headers");
+  hh = (headers_holder *)owl_testudata(L, -1, "owl.headers");
+  if (hh != NULL && hh->h != NULL) return hh->h; /* built once by core.headers: the holder stays on the stack */
+  lua_pop(L, 1);
   hh = (headers_holder *)lua_newuserdata(L, sizeof *hh);
   hh->h = NULL;
   if (luaL_newmetatable(L, "owl.headers")) {
@@ -95,6 +99,18 @@ owl_headers *owl_headers_push(lua_State *L, int spec_idx) {
   /* No 100-continue round trip on large bodies. */
   if (!append_header(h, "Expect:")) luaL_error(L, "owl.core: out of memory");
   return h;
+}
+
+/* core.headers(lines) -> a header list built once, for spec.headers: a
+ * fan-out started one call at a time (a task per worker) shares it instead
+ * of building its own copy per call. */
+static int l_headers(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_createtable(L, 0, 1);
+  lua_pushvalue(L, 1);
+  lua_setfield(L, -2, "headers");
+  owl_headers_push(L, -1);
+  return 1;
 }
 
 /* ---- libcurl callbacks: C buffers and flags only, never Lua ------------- */
@@ -1084,4 +1100,6 @@ void owl_transfer_open(lua_State *L) {
       {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", t_gc}, {"__tostring", t_tostring}, {NULL, NULL}};
   owl_newclass(L, OWL_TRANSFER_MT, methods, meta);
+  lua_pushcfunction(L, l_headers);
+  lua_setfield(L, -2, "headers");
 }

@@ -120,7 +120,8 @@ owl_transfer *owl_transfer_push(lua_State *L);
 owl_transfer *owl_transfer_check(lua_State *L, int idx);
 
 /* Builds the header list of spec.headers and pushes a holder that owns one
- * reference until it is collected; a transfer takes a reference of its own. */
+ * reference until it is collected; a transfer takes a reference of its own.
+ * spec.headers may be such a holder already (core.headers): it is pushed. */
 owl_headers *owl_headers_push(lua_State *L, int spec_idx);
 void owl_headers_release(owl_headers *h);
 

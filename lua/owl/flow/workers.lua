@@ -51,6 +51,7 @@ function M.run(ctx, plan)
   end
   local shared = ctx:spec_of(bodies[1])
   shared.body = nil
+  shared.headers = core.headers(shared.headers) -- built once, not per worker
 
   local window = task.semaphore(M.window(ctx.opts.max_workers, #subtasks))
   local outputs, failures, tasks = ctx.partial.outputs, {}, {}
