@@ -22,11 +22,14 @@
 
 #define OWL_USER_AGENT "owl/0.1"
 #define OWL_DEFAULT_MAX_RESPONSE ((size_t)64 * 1024 * 1024)
-/* libcurl's receive buffer per transfer (its default is 16 KiB). Answers
- * come in pieces of a few KiB, a stream's in far smaller ones, and a
- * fan-out holds a thousand transfers at once: 4 KiB costs a few more reads
- * on a large body and saves 12 KiB per call in flight. */
-#define OWL_RECV_BUFFER 4096L
+/* libcurl's receive buffer per transfer (its default is 16 KiB). A
+ * fan-out holds a thousand transfers at once, and what a read fills is
+ * what stays resident: 2 KiB costs a few more reads on a large body (a
+ * read is a microsecond or two, the network is milliseconds) and keeps a
+ * thousand answers of a few KiB from touching a page or two more each. A
+ * stream's reads are a tick's events, often a few KiB, split less at 4. */
+#define OWL_RECV_BUFFER 2048L
+#define OWL_SSE_RECV_BUFFER 4096L
 #define OWL_MAX_EXACT 9007199254740991.0 /* 2^53 - 1: above it a Lua number skips integers */
 
 /* ---- header lists, shared and counted ---------------------------------- */
@@ -591,7 +594,7 @@ void owl_transfer_configure(lua_State *L, owl_transfer *t, int spec_idx, owl_hea
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   if (ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, ca_file) != CURLE_OK) luaL_error(L, "owl.core: spec.ca_file not accepted");
   curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-  curl_easy_setopt(e, CURLOPT_BUFFERSIZE, OWL_RECV_BUFFER);
+  curl_easy_setopt(e, CURLOPT_BUFFERSIZE, t->sse ? OWL_SSE_RECV_BUFFER : OWL_RECV_BUFFER);
   curl_easy_setopt(e, CURLOPT_USERAGENT, OWL_USER_AGENT);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers->list);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
