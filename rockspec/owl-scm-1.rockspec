@@ -32,7 +32,7 @@ build = {
     ["owl.core"] = {
       sources = {
         "csrc/core.c", "csrc/budget.c", "csrc/buffer.c", "csrc/clock.c", "csrc/loop.c", "csrc/transfer.c", "csrc/flow.c",
-        "csrc/json_encode.c", "csrc/json_decode.c", "csrc/regex.c", "csrc/sse.c",
+        "csrc/json_encode.c", "csrc/json_decode.c", "csrc/regex.c", "csrc/sse.c", "csrc/pick.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "pcre2-8" },
