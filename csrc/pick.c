@@ -235,6 +235,7 @@ static int emit(const owl_pick *p, uint32_t leaf, cursor s, cursor close, int es
     owl_pick_value v;
     size_t at;
     leaf &= leaf - 1;
+    memset(&v, 0, sizeof v); /* its padding too: the record's bytes may be hashed as a string */
     v.field = p->paths[i].field;
     v.len = 0;
     at = out->len;

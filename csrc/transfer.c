@@ -190,6 +190,7 @@ static int rebuild_picked(owl_transfer *t, size_t r, size_t e) {
       int join, has_r = find_value(b->data, rv, rv + rh.data_len, (int)f, &ra, &rl);
       int has_e = e != OWL_NO_RUN && find_value(b->data, ev, ev + eh.data_len, (int)f, &ea, &el);
       owl_pick_value pv;
+      memset(&pv, 0, sizeof pv);
       owl_pick_field(t->pick, (int)f, &nlen, &join);
       if (join != pass || (!has_r && !has_e)) continue;
       if (!join && has_e) has_r = 0; /* the later value counts */
@@ -257,6 +258,7 @@ static int extend_picked(owl_transfer *t, size_t r, size_t e, int j) {
     end = e + jl;
   } else if (ja > 0) { /* r had no piece of j yet: e's becomes its last value */
     owl_pick_value pv;
+    memset(&pv, 0, sizeof pv);
     pv.field = j;
     pv.len = jl;
     memmove(b->data + e + sizeof pv, b->data + ja, jl);
