@@ -500,11 +500,13 @@ describe("owl.core loop", function()
 
     it("sends a header list built once by core.headers, from every transfer that names it", function()
       local loop = core.loop()
-      local list = core.headers{ "x-one: 1", "Content-Type: application/json" }
-      local spec = { url = server.url .. "/chat/completions", headers = list, timeout = 10, body = BODY }
-      local a, b = loop:request(spec), loop:request(spec)
-      list, spec = nil, nil -- the transfers hold the list; the collector may take the handle
-      collectgarbage()
+      local a, b
+      do
+        local list = core.headers{ "x-one: 1", "Content-Type: application/json" }
+        local spec = { url = server.url .. "/chat/completions", headers = list, timeout = 10, body = BODY }
+        a, b = loop:request(spec), loop:request(spec)
+      end
+      collectgarbage() -- the transfers hold the list; the collector may take the handle
       loop:run()
       assert.equal(200, a:status())
       assert.equal(200, b:status())
