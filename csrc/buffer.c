@@ -19,6 +19,16 @@ int owl_buf_reserve(owl_buf *b, size_t extra) {
   return 1;
 }
 
+int owl_buf_reserve_exact(owl_buf *b, size_t extra) {
+  char *p;
+  if (b->cap > 0 || extra == (size_t)-1) return owl_buf_reserve(b, extra);
+  p = malloc(extra + 1);
+  if (p == NULL) return 0;
+  b->data = p;
+  b->cap = extra + 1;
+  return 1;
+}
+
 int owl_buf_append(owl_buf *b, const void *p, size_t n) {
   if (!owl_buf_reserve(b, n)) return 0;
   if (n) memcpy(b->data + b->len, p, n);

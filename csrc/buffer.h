@@ -24,6 +24,10 @@ typedef struct owl_buf {
 #define OWL_BUF_INIT {NULL, 0, 0}
 
 int owl_buf_reserve(owl_buf *b, size_t extra);
+/* As reserve, but an empty buffer gets exactly room for extra bytes (and
+ * the terminator) rather than a power of two: for a buffer whose final
+ * size is known, held by each of a thousand transfers. */
+int owl_buf_reserve_exact(owl_buf *b, size_t extra);
 int owl_buf_append(owl_buf *b, const void *p, size_t n);
 void owl_buf_reset(owl_buf *b); /* len = 0, keeps the memory */
 void owl_buf_free(owl_buf *b);  /* releases the memory; the buffer is empty and reusable */

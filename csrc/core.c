@@ -1,7 +1,7 @@
 /*
  * core.c: registers owl.core. It only wires the concerns together; each lives
  * in its own file (loop.c, transfer.c, budget.c, flow.c, clock.c, json_*.c,
- * regex.c, sse.c, file.c, hash.c). It also holds two process queries, core.fd_limit and
+ * regex.c, sse.c, file.c, hash.c, pick.c). It also holds two process queries, core.fd_limit and
  * core.isatty.
  */
 #include <curl/curl.h>
@@ -122,6 +122,7 @@ int luaopen_owl_core(lua_State *L) {
   owl_sse_open(L);
   owl_file_open(L);
   owl_hash_open(L);
+  owl_pick_open(L);
   lua_pushcfunction(L, l_fd_limit);
   lua_setfield(L, -2, "fd_limit");
   lua_pushcfunction(L, l_isatty);

@@ -26,6 +26,7 @@
 #define OWL_REGEX_MT "owl.regex"
 #define OWL_BUDGET_MT "owl.budget"
 #define OWL_SSE_MT "owl.sse"
+#define OWL_PICK_MT "owl.sse_pick"
 #define OWL_JSON_ARRAY_MT "owl.json.array" /* registry key of the array metatable */
 #define OWL_JSON_ROPE_MT "owl.json.rope"   /* registry key of the rope metatable */
 
@@ -81,6 +82,7 @@ void owl_clock_open(lua_State *L); /* sets core.now */
 void owl_sse_open(lua_State *L);   /* sets core.sse */
 void owl_file_open(lua_State *L);  /* sets core.append_line */
 void owl_hash_open(lua_State *L);  /* sets core.sha256 */
+void owl_pick_open(lua_State *L);  /* sets core.sse_pick */
 
 /*
  * JSON for the other C files. Both report failure by returning 0 and writing

@@ -22,6 +22,14 @@
 
 #define OWL_USER_AGENT "owl/0.1"
 #define OWL_DEFAULT_MAX_RESPONSE ((size_t)64 * 1024 * 1024)
+/* libcurl's receive buffer per transfer (its default is 16 KiB). A
+ * fan-out holds a thousand transfers at once, and what a read fills is
+ * what stays resident: 2 KiB costs a few more reads on a large body (a
+ * read is a microsecond or two, the network is milliseconds) and keeps a
+ * thousand answers of a few KiB from touching a page or two more each. A
+ * stream's reads are a tick's events, often a few KiB, split less at 4. */
+#define OWL_RECV_BUFFER 2048L
+#define OWL_SSE_RECV_BUFFER 4096L
 #define OWL_MAX_EXACT 9007199254740991.0 /* 2^53 - 1: above it a Lua number skips integers */
 
 /* ---- header lists, shared and counted ---------------------------------- */
@@ -61,6 +69,10 @@ owl_headers *owl_headers_push(lua_State *L, int spec_idx) {
   owl_headers *h;
   size_t i, n;
   spec_idx = owl_absindex(L, spec_idx);
+  lua_getfield(L, spec_idx, "headers");
+  hh = (headers_holder *)owl_testudata(L, -1, "owl.headers");
+  if (hh != NULL && hh->h != NULL) return hh->h; /* built once by core.headers: the holder stays on the stack */
+  lua_pop(L, 1);
   hh = (headers_holder *)lua_newuserdata(L, sizeof *hh);
   hh->h = NULL;
   if (luaL_newmetatable(L, "owl.headers")) {
@@ -92,6 +104,18 @@ owl_headers *owl_headers_push(lua_State *L, int spec_idx) {
   return h;
 }
 
+/* core.headers(lines) -> a header list built once, for spec.headers: a
+ * fan-out started one call at a time (a task per worker) shares it instead
+ * of building its own copy per call. */
+static int l_headers(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_createtable(L, 0, 1);
+  lua_pushvalue(L, 1);
+  lua_setfield(L, -2, "headers");
+  owl_headers_push(L, -1);
+  return 1;
+}
+
 /* ---- libcurl callbacks: C buffers and flags only, never Lua ------------- */
 
 /* Counts n received bytes against the transfer's budget, if any. */
@@ -107,16 +131,212 @@ static int take_budget(owl_transfer *t, size_t n) {
 }
 
 /* An event the transfer's parser completed, queued for t:events() as a
- * record: an event_head, then the type, data and id bytes. */
+ * record: an event_head, then the type bytes, then either (EV_RAW) the data
+ * and id bytes or (EV_PICK, an event its picker took) data_len bytes of
+ * owl_pick_value records. */
+enum { EV_RAW, EV_PICK };
+
+/* The event queue's memory kept from one t:events() to the next. */
+#define OWL_EVENTS_KEEP 1024
+
 typedef struct {
-  size_t type_len, data_len, id_len;
+  int kind;
   int has_id;
+  size_t type_len, data_len, id_len;
 } event_head;
+
+/* The value of field f among the value records [v, end): its offset in
+ * base and length, or 0 when the event gave none. */
+static int find_value(const char *base, size_t v, size_t end, int f, size_t *at, size_t *len) {
+  while (v < end) {
+    owl_pick_value pv;
+    memcpy(&pv, base + v, sizeof pv);
+    v += sizeof pv;
+    if (pv.field == f) {
+      *at = v;
+      *len = pv.len;
+      return 1;
+    }
+    v += pv.len;
+  }
+  return 0;
+}
+
+/* Builds the picked record at r merged with the one at e after it (or r
+ * alone, e OWL_NO_RUN) after both, then moves it down to r: a joined
+ * field's values concatenated, another's the later one; the joined fields
+ * last, so that the next merge can extend them in place. 0 when out of
+ * memory (the buffer as before). */
+static int rebuild_picked(owl_transfer *t, size_t r, size_t e) {
+  owl_buf *b = &t->events;
+  event_head rh, eh, mh;
+  size_t rv, ev = 0, m, f, nf = (size_t)owl_pick_nfields(t->pick);
+  int pass;
+  memcpy(&rh, b->data + r, sizeof rh);
+  memset(&eh, 0, sizeof eh);
+  if (e != OWL_NO_RUN) memcpy(&eh, b->data + e, sizeof eh);
+  /* room for all of it first: the copies below read from the buffer itself */
+  if (!owl_buf_reserve(b, sizeof mh + rh.type_len + rh.data_len + eh.data_len + nf * sizeof(owl_pick_value))) return 0;
+  rv = r + sizeof rh + rh.type_len;
+  if (e != OWL_NO_RUN) ev = e + sizeof eh + eh.type_len;
+  m = b->len;
+  mh = rh;
+  memcpy(b->data + b->len, &mh, sizeof mh);
+  memcpy(b->data + b->len + sizeof mh, b->data + r + sizeof rh, rh.type_len);
+  b->len += sizeof mh + rh.type_len;
+  for (pass = 0; pass < 2; pass++)
+    for (f = 0; f < nf; f++) {
+      size_t ra = 0, rl = 0, ea = 0, el = 0, nlen;
+      int join, has_r = find_value(b->data, rv, rv + rh.data_len, (int)f, &ra, &rl);
+      int has_e = e != OWL_NO_RUN && find_value(b->data, ev, ev + eh.data_len, (int)f, &ea, &el);
+      owl_pick_value pv;
+      memset(&pv, 0, sizeof pv);
+      owl_pick_field(t->pick, (int)f, &nlen, &join);
+      if (join != pass || (!has_r && !has_e)) continue;
+      if (!join && has_e) has_r = 0; /* the later value counts */
+      pv.field = (int)f;
+      pv.len = (has_r ? rl : 0) + (has_e ? el : 0);
+      memcpy(b->data + b->len, &pv, sizeof pv);
+      b->len += sizeof pv;
+      if (has_r) memcpy(b->data + b->len, b->data + ra, rl);
+      if (has_r) b->len += rl;
+      if (has_e) memcpy(b->data + b->len, b->data + ea, el);
+      if (has_e) b->len += el;
+    }
+  mh.data_len = b->len - m - sizeof mh - mh.type_len;
+  memcpy(b->data + m, &mh, sizeof mh);
+  memmove(b->data + r, b->data + m, b->len - m);
+  b->len = r + (b->len - m);
+  b->data[b->len] = '\0';
+  return 1;
+}
+
+/* The common merge, in place: a picker with one joined field j, the
+ * record at r (rebuilt, so j is its last value) and the one at e after it
+ * whose other values have the lengths of r's (an id or a model repeated).
+ * Those are overwritten and e's piece of j appended, without copying r.
+ * 0 when it does not apply. */
+static int extend_picked(owl_transfer *t, size_t r, size_t e, int j) {
+  owl_buf *b = &t->events;
+  event_head rh, eh;
+  size_t rv, ev, v, ja = 0, jl = 0, rja = 0, rjl = 0, end;
+  int has_rj;
+  memcpy(&rh, b->data + r, sizeof rh);
+  memcpy(&eh, b->data + e, sizeof eh);
+  rv = r + sizeof rh + rh.type_len;
+  ev = e + sizeof eh + eh.type_len;
+  has_rj = find_value(b->data, rv, rv + rh.data_len, j, &rja, &rjl);
+  if (has_rj && rja + rjl != e) return 0;
+  for (v = ev; v < ev + eh.data_len;) { /* check before changing anything */
+    owl_pick_value pv;
+    size_t ra, rl;
+    memcpy(&pv, b->data + v, sizeof pv);
+    if (pv.field != j && (!find_value(b->data, rv, rv + rh.data_len, pv.field, &ra, &rl) || rl != pv.len)) return 0;
+    v += sizeof pv + pv.len;
+  }
+  for (v = ev; v < ev + eh.data_len;) {
+    owl_pick_value pv;
+    size_t ra = 0, rl = 0;
+    memcpy(&pv, b->data + v, sizeof pv);
+    v += sizeof pv;
+    if (pv.field == j) {
+      ja = v;
+      jl = pv.len;
+    } else {
+      find_value(b->data, rv, rv + rh.data_len, pv.field, &ra, &rl);
+      memcpy(b->data + ra, b->data + v, rl);
+    }
+    v += pv.len;
+  }
+  end = e;
+  if (jl > 0 && has_rj) {
+    owl_pick_value pv;
+    memmove(b->data + e, b->data + ja, jl);
+    memcpy(&pv, b->data + rja - sizeof pv, sizeof pv);
+    pv.len += jl;
+    memcpy(b->data + rja - sizeof pv, &pv, sizeof pv);
+    end = e + jl;
+  } else if (ja > 0) { /* r had no piece of j yet: e's becomes its last value */
+    owl_pick_value pv;
+    memset(&pv, 0, sizeof pv);
+    pv.field = j;
+    pv.len = jl;
+    memmove(b->data + e + sizeof pv, b->data + ja, jl);
+    memcpy(b->data + e, &pv, sizeof pv);
+    end = e + sizeof pv + jl;
+  }
+  rh.data_len = end - rv;
+  memcpy(b->data + r, &rh, sizeof rh);
+  b->len = end;
+  b->data[end] = '\0';
+  return 1;
+}
+
+/* Merges the picked record at e (the last one) into the run's record at r
+ * when both are of one type; else e opens a new run. 0 when out of memory
+ * (the buffer as before). */
+static int merge_picked(owl_transfer *t, size_t r, size_t e) {
+  owl_buf *b = &t->events;
+  event_head rh, eh;
+  memcpy(&rh, b->data + r, sizeof rh);
+  memcpy(&eh, b->data + e, sizeof eh);
+  if (rh.type_len != eh.type_len || memcmp(b->data + r + sizeof rh, b->data + e + sizeof eh, rh.type_len) != 0) {
+    t->open_pick = e;
+    return rebuild_picked(t, e, OWL_NO_RUN);
+  }
+  if (t->pick_join >= 0 && extend_picked(t, r, e, t->pick_join)) return 1;
+  return rebuild_picked(t, r, e);
+}
+
+/* 1 picked (and queued), 0 to be queued whole, -1 out of memory. */
+static int keep_picked(owl_transfer *t, const owl_sse_event *ev) {
+  owl_buf *b = &t->events;
+  size_t at = b->len;
+  event_head h;
+  int r;
+  memset(&h, 0, sizeof h);
+  h.kind = EV_PICK;
+  h.type_len = ev->type_len;
+  if (!owl_buf_append(b, &h, sizeof h) || !owl_buf_append(b, ev->type, h.type_len)) {
+    b->len = at;
+    return -1;
+  }
+  r = owl_pick_event(t->pick, ev->type, ev->type_len, ev->data, ev->data_len, b);
+  if (r != 1) {
+    b->len = at;
+    return r;
+  }
+  h.data_len = b->len - at - sizeof h - h.type_len;
+  memcpy(b->data + at, &h, sizeof h);
+  if (t->pick_merge && t->open_pick != OWL_NO_RUN) {
+    if (!merge_picked(t, t->open_pick, at)) {
+      b->len = at;
+      return -1;
+    }
+  } else {
+    t->open_pick = at;
+    /* a run's first record, in the order merges extend */
+    if (t->pick_merge && !rebuild_picked(t, at, OWL_NO_RUN)) {
+      b->len = at;
+      return -1;
+    }
+  }
+  t->nevents++;
+  return 1;
+}
 
 static int keep_event(void *ud, const owl_sse_event *ev) {
   owl_transfer *t = (owl_transfer *)ud;
   owl_buf *b = &t->events;
   event_head h;
+  if (t->pick) {
+    int r = keep_picked(t, ev);
+    if (r != 0) return r > 0;
+  }
+  t->open_pick = OWL_NO_RUN; /* a run of picked events ends here */
+  t->raw_queued = 1;
+  memset(&h, 0, sizeof h);
+  h.kind = EV_RAW;
   h.type_len = ev->type_len;
   h.data_len = ev->data_len;
   h.id_len = ev->id_len;
@@ -141,6 +361,8 @@ static int write_sse(owl_transfer *t, const char *ptr, size_t n) {
     t->feeding = code >= 200 && code <= 299;
   }
   if (!t->feeding) return owl_buf_append(&t->response, ptr, n);
+  /* the kept bytes at their exact size: doubling would give 8 KiB each */
+  if (t->response.cap == 0 && !owl_buf_reserve_exact(&t->response, OWL_SSE_KEEP)) return 0;
   if (t->response.len >= OWL_SSE_KEEP) keep = 0;
   else if (keep > OWL_SSE_KEEP - t->response.len) keep = OWL_SSE_KEEP - t->response.len;
   if (!owl_buf_append(&t->response, ptr, keep)) return 0;
@@ -160,9 +382,20 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud) {
     return 0; /* libcurl ends the transfer with CURLE_WRITE_ERROR */
   }
   if (!take_budget(t, n)) return 0;
+  if (!t->sse && t->response.cap == 0) {
+    /* a body of announced size gets exactly its room, not a chain of
+     * doublings that leaves up to twice that behind */
+    curl_off_t cl = -1;
+    if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK && cl > 0 &&
+        (double)cl <= (double)t->max_response && !owl_buf_reserve_exact(&t->response, (size_t)cl))
+      return 0;
+  }
   if (!(t->sse ? write_sse(t, ptr, n) : owl_buf_append(&t->response, ptr, n))) return 0;
   t->received += n;
-  if (t->stream && n > 0 && t->runner) t->runner->news(t);
+  /* with merge, picked events wait for the next event that comes whole,
+   * or the end: only those are news */
+  if (t->stream && n > 0 && t->runner && (!t->pick_merge || t->raw_queued || t->feeding != 1)) t->runner->news(t);
+  t->raw_queued = 0;
   return n;
 }
 
@@ -226,6 +459,7 @@ owl_transfer *owl_transfer_push(lua_State *L) {
   t->state = OWL_NEW;
   t->max_response = OWL_DEFAULT_MAX_RESPONSE;
   t->feeding = -1;
+  t->open_pick = OWL_NO_RUN;
   owl_setmetatable(L, OWL_TRANSFER_MT);
   return t;
 }
@@ -362,6 +596,7 @@ void owl_transfer_configure(lua_State *L, owl_transfer *t, int spec_idx, owl_hea
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
   if (ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, ca_file) != CURLE_OK) luaL_error(L, "owl.core: spec.ca_file not accepted");
   curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(e, CURLOPT_BUFFERSIZE, t->sse ? OWL_SSE_RECV_BUFFER : OWL_RECV_BUFFER);
   curl_easy_setopt(e, CURLOPT_USERAGENT, OWL_USER_AGENT);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers->list);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
@@ -582,42 +817,130 @@ static int t_size(lua_State *L) {
   return 1;
 }
 
+/* The record at p: its head, and where its type and payload begin. */
+static const char *read_head(const char *p, event_head *h) {
+  memcpy(h, p, sizeof *h);
+  return p + sizeof *h;
+}
+
+static const char *next_record(const char *p) {
+  event_head h;
+  p = read_head(p, &h);
+  return p + h.type_len + h.data_len + (h.kind == EV_RAW && h.has_id ? h.id_len : 0);
+}
+
+/* Pushes { event =, pick = { field = value } } for the picked record at
+ * p; a field its events did not give is absent. */
+static void push_picked(lua_State *L, const owl_pick *pick, const char *p) {
+  event_head h;
+  const char *v = read_head(p, &h), *vend;
+  lua_createtable(L, 0, 2);
+  lua_pushlstring(L, v, h.type_len);
+  lua_setfield(L, -2, "event");
+  v += h.type_len;
+  vend = v + h.data_len;
+  lua_createtable(L, 0, owl_pick_nfields(pick));
+  while (v < vend) {
+    owl_pick_value pv;
+    size_t nlen;
+    int join;
+    memcpy(&pv, v, sizeof pv);
+    v += sizeof pv;
+    lua_pushlstring(L, v, pv.len);
+    lua_setfield(L, -2, owl_pick_field(pick, pv.field, &nlen, &join));
+    v += pv.len;
+  }
+  lua_setfield(L, -2, "pick");
+}
+
 /* t:events(): the events parsed since the last call, as an array of
- * { event =, data =, id = }; they are taken. The array is made at its full
- * size first; a memory error while filling it loses nothing, as the queue
- * is emptied only after. */
+ * { event =, data =, id = }, and of { event =, pick = } for the events a
+ * picker took (t:sse_pick; one per event, or with merge one per run of
+ * them); they are taken. The array is made at its full size first; a
+ * memory error while filling it loses nothing, as the queue is emptied
+ * only after. */
 static int t_events(lua_State *L) {
   owl_transfer *t = owl_transfer_check(L, 1);
   const char *p, *end;
-  int i = 0;
+  int i = 0, n = 0;
   if (!t->sse) return luaL_error(L, "owl.core: t:events() is for a transfer made with spec.sse");
-  lua_createtable(L, (int)t->nevents, 0);
-  p = t->events.data;
-  end = p + t->events.len;
-  while (p < end) {
+  end = t->events.data + t->events.len;
+  for (p = t->events.data; p < end; p = next_record(p)) n++;
+  lua_createtable(L, n, 0);
+  for (p = t->events.data; p < end; p = next_record(p)) {
     event_head h;
-    memcpy(&h, p, sizeof h);
-    p += sizeof h;
+    const char *q = read_head(p, &h);
+    if (h.kind == EV_PICK) {
+      push_picked(L, t->pick, p);
+      lua_rawseti(L, -2, ++i);
+      continue;
+    }
     lua_createtable(L, 0, 3);
-    lua_pushlstring(L, p, h.type_len);
+    lua_pushlstring(L, q, h.type_len);
     lua_setfield(L, -2, "event");
-    p += h.type_len;
-    lua_pushlstring(L, p, h.data_len);
+    q += h.type_len;
+    lua_pushlstring(L, q, h.data_len);
     lua_setfield(L, -2, "data");
-    p += h.data_len;
+    q += h.data_len;
     if (h.has_id) {
-      lua_pushlstring(L, p, h.id_len);
+      lua_pushlstring(L, q, h.id_len);
       lua_setfield(L, -2, "id");
-      p += h.id_len;
     }
     lua_rawseti(L, -2, ++i);
   }
-  /* a burst of large events should not keep its memory for the rest of a
-   * long stream */
-  if (t->events.cap > OWL_SSE_KEEP) owl_buf_free(&t->events);
+  /* taken: a large queue's memory goes now, not at the end of the stream
+   * (a thousand streams would each hold their largest turn's worth); a
+   * turn's usual few hundred bytes stay for the next one */
+  if (t->events.cap > OWL_EVENTS_KEEP) owl_buf_free(&t->events);
   else owl_buf_reset(&t->events);
   t->nevents = 0;
+  t->open_pick = OWL_NO_RUN;
   return 1;
+}
+
+/* t:sse_pick(picker or nil [, merge]): the events that arrive from now on
+ * go through picker (core.sse_pick), which takes out the values its paths
+ * name in C; t:events() hands those as { event =, pick = }. With merge,
+ * picked events of one type that arrive in a row (no event handed whole
+ * between them, no t:events() call) make one: joined fields concatenated,
+ * the others the last value; and picked events are no news to the loop
+ * (the transfer is reported when an event comes whole, or at its end), so
+ * a reader that wants no delta as it comes wakes a few times per stream,
+ * not once per read. Events queued before are handed as they are; nil
+ * stops picking. */
+static int t_sse_pick(lua_State *L) {
+  owl_transfer *t = owl_transfer_check(L, 1);
+  owl_pick *p = lua_isnoneornil(L, 2) ? NULL : owl_pick_check(L, 2);
+  if (!t->sse) return luaL_error(L, "owl.core: t:sse_pick() is for a transfer made with spec.sse");
+  if (!lua_isnoneornil(L, 3) && lua_type(L, 3) != LUA_TBOOLEAN)
+    return luaL_error(L, "owl.core: t:sse_pick merge must be a boolean, not %s", luaL_typename(L, 3));
+  if (p != t->pick) {
+    /* picked records already queued name the old picker's fields */
+    const char *q, *end = t->events.data + t->events.len;
+    for (q = t->events.data; q < end; q = next_record(q)) {
+      event_head h;
+      read_head(q, &h);
+      if (h.kind == EV_PICK)
+        return luaL_error(L, "owl.core: t:sse_pick() while picked events wait (take them with t:events() first)");
+    }
+  }
+  if (p) owl_pick_retain(p);
+  owl_pick_release(t->pick);
+  t->pick = p;
+  t->pick_merge = lua_toboolean(L, 3);
+  t->pick_join = -1; /* the one joined field merges extend in place, if one */
+  if (p) {
+    int f, n = 0;
+    for (f = 0; f < owl_pick_nfields(p); f++) {
+      size_t nlen;
+      int join;
+      owl_pick_field(p, f, &nlen, &join);
+      if (join) t->pick_join = n++ == 0 ? f : -1;
+    }
+    if (n > 1) t->pick_join = -1;
+  }
+  t->open_pick = OWL_NO_RUN;
+  return 0;
 }
 
 static int t_json(lua_State *L) {
@@ -741,6 +1064,8 @@ static int t_release(lua_State *L) {
   owl_buf_free(&t->header_lines);
   owl_buf_free(&t->events);
   t->nevents = 0;
+  owl_pick_release(t->pick);
+  t->pick = NULL;
   if (t->sse) owl_sse_free(&t->parser); /* idempotent: __gc frees it again */
   return 0;
 }
@@ -759,6 +1084,8 @@ static int t_gc(lua_State *L) {
   owl_buf_free(&t->response);
   owl_buf_free(&t->header_lines);
   owl_buf_free(&t->events);
+  owl_pick_release(t->pick);
+  t->pick = NULL;
   if (t->sse) owl_sse_free(&t->parser);
   owl_headers_release(t->headers);
   t->headers = NULL;
@@ -778,7 +1105,10 @@ void owl_transfer_open(lua_State *L) {
       {"state", t_state},     {"status", t_status},   {"failure", t_failure}, {"body", t_body},
       {"json", t_json},       {"header", t_header},   {"headers", t_headers}, {"cancel", t_cancel},
       {"size", t_size},       {"take", t_take},       {"events", t_events}, {"release", t_release},
+      {"sse_pick", t_sse_pick},
       {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", t_gc}, {"__tostring", t_tostring}, {NULL, NULL}};
   owl_newclass(L, OWL_TRANSFER_MT, methods, meta);
+  lua_pushcfunction(L, l_headers);
+  lua_setfield(L, -2, "headers");
 }

@@ -25,6 +25,7 @@
 
 #include "budget.h"
 #include "owl.h"
+#include "pick.h"
 #include "sse.h"
 
 #if defined(__GNUC__) && __GNUC__ >= 4
@@ -88,6 +89,11 @@ struct owl_transfer {
   int sse_failed;        /* the parser failed (parser.err says why) */
   owl_sse parser;        /* sse only; its buffers are freed when the transfer ends */
   owl_buf events;        /* sse: events parsed and not yet taken by t:events(), as records */
+  owl_pick *pick;        /* sse: t:sse_pick's picker (counted reference), or NULL */
+  int pick_merge;        /* t:sse_pick's merge: picked events in a row make one record, and are no news */
+  int pick_join;         /* the picker's one joined field, or -1 (none or several) */
+  int raw_queued;        /* this write queued an event whole (news even with pick_merge) */
+  size_t open_pick;      /* offset in events of the picked record a merge extends, or OWL_NO_RUN */
   size_t nevents;
   const owl_runner *runner; /* NULL unless a loop holds the transfer */
   /* The runner's bookkeeping, valid while runner is set: loop.c reads and
@@ -103,6 +109,7 @@ struct owl_transfer {
   char errbuf[CURL_ERROR_SIZE];
 };
 
+#define OWL_NO_RUN ((size_t)-1)
 #define OWL_MAX_HEADER_BYTES ((size_t)256 * 1024)
 /* The raw body a 2xx sse stream keeps, for diagnostics: its events are the
  * answer, and a long stream must not be held twice. */
@@ -113,7 +120,8 @@ owl_transfer *owl_transfer_push(lua_State *L);
 owl_transfer *owl_transfer_check(lua_State *L, int idx);
 
 /* Builds the header list of spec.headers and pushes a holder that owns one
- * reference until it is collected; a transfer takes a reference of its own. */
+ * reference until it is collected; a transfer takes a reference of its own.
+ * spec.headers may be such a holder already (core.headers): it is pushed. */
 owl_headers *owl_headers_push(lua_State *L, int spec_idx);
 void owl_headers_release(owl_headers *h);
 

@@ -498,6 +498,25 @@ describe("owl.core loop", function()
       loop:close()
     end)
 
+    it("sends a header list built once by core.headers, from every transfer that names it", function()
+      local loop = core.loop()
+      local a, b
+      do
+        local list = core.headers{ "x-one: 1", "Content-Type: application/json" }
+        local spec = { url = server.url .. "/chat/completions", headers = list, timeout = 10, body = BODY }
+        a, b = loop:request(spec), loop:request(spec)
+      end
+      collectgarbage() -- the transfers hold the list; the collector may take the handle
+      loop:run()
+      assert.equal(200, a:status())
+      assert.equal(200, b:status())
+      for _, req in ipairs(server:requests(2)) do assert.equal("1", req.headers["x-one"]) end
+      assert.has_error(function() core.headers("x-one: 1") end)
+      assert.has_error(function() core.headers{ 5 } end, "owl.core: spec.headers[1] must be a string")
+      assert.has_error(function() core.headers{ "a: 1\r\nb: 2" } end, "owl.core: spec.headers[1] contains a line break")
+      loop:close()
+    end)
+
     it("misuse raises", function()
       local loop = core.loop()
       assert.has_error(function() loop:request{ url = "http://x/", sse = "yes" } end, "owl.core: spec.sse must be a boolean")

@@ -125,7 +125,8 @@ MEM_SPECS=(spec/json_spec.lua spec/loop_spec.lua spec/client_spec.lua spec/repla
            spec/flow_spec.lua spec/schema_spec.lua spec/schema_suite_spec.lua spec/core_hardening_spec.lua
            spec/hostile_review_spec.lua spec/sse_spec.lua spec/anthropic_provider_spec.lua
            spec/anthropic_client_spec.lua spec/anthropic_flow_spec.lua spec/stream_spec.lua
-           spec/anthropic_stream_spec.lua spec/embed_spec.lua)
+           spec/anthropic_stream_spec.lua spec/embed_spec.lua
+           spec/sse_pick_spec.lua)
 
 run_mem() {
   make --no-print-directory LUA_VERSION=5.4 BUILD=build/mem CFLAGS="$MEM_CFLAGS" EXTRA_CFLAGS=-DOWL_CANARY build >/dev/null || return 1

@@ -121,6 +121,40 @@ describe("streamed chat", function()
     assert.equal("Hel", err.partial_text)
   end)
 
+  it("with or without on_delta, the same answer; without, the pieces of one read come joined", function()
+    local chunks = {}
+    for i = 1, 30 do chunks[i] = 'data: {"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"' .. i .. ' "}}]}\n\n' end
+    local body = table.concat(chunks) .. 'data: {"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+      .. 'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":30}}\n\ndata: [DONE]\n\n'
+    local reply = { status = 200, headers = { ["content-type"] = "text/event-stream" }, body = body }
+    server:script{ reply, reply }
+    local deltas = {}
+    local with = assert(ask(client(), "x", function(d) deltas[#deltas + 1] = d.text end))
+    local without = assert(ask(client(), "x"))
+    assert.equal(30, #deltas) -- one per chunk, as they came
+    assert.same(with, without)
+    assert.equal(table.concat(deltas), without.text)
+    assert.equal("stop", without.finish_reason)
+    assert.equal(30, without.usage.output_tokens)
+  end)
+
+  -- regression: without on_delta, picked chunks wake nobody; data after
+  -- [DONE] must still end the call when it comes, not when the stream does
+  it("data after [DONE] fails the call at once, without on_delta too", function()
+    local after = {}
+    for i = 1, 300 do after[i] = 'data: {"choices":[{"index":0,"delta":{"content":"more ' .. i .. '"}}]}\n\n' end
+    local body = 'data: {"choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\ndata: [DONE]\n\n' .. table.concat(after)
+    -- one byte a millisecond: the whole stream takes over fifteen seconds
+    server:script{ { status = 200, headers = { ["content-type"] = "text/event-stream" }, body = body,
+                     fault = "drip", drip_ms = 1 } }
+    local started = core.now()
+    local res, err = ask(client(), "x")
+    assert.is_nil(res)
+    assert.equal("the stream went on after [DONE]", err.message)
+    assert.equal("Hi", err.partial_text)
+    assert.is_true(core.now() - started < 6, "failed after " .. (core.now() - started) .. " s")
+  end)
+
   it("a JSON error answering a streaming request is the usual http error", function()
     local res, err = ask(client{ ["x-mock-fault"] = "429", ["x-mock-retry-after"] = "7" }, "x")
     assert.is_nil(res)

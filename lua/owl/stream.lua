@@ -33,10 +33,18 @@ end
 
 read = function(client, t, loop, on_delta, request)
   local reader = client.provider.stream_reader(client, request)
+  -- a reader that names what it reads of an event has the core take it
+  -- out in C (core.sse_pick); without on_delta, the pieces of one turn
+  -- come joined, one per turn instead of one per event
+  -- (a reader that wants no more picking, at its end mark, sets pick to
+  -- false: whatever follows comes whole and wakes it at once)
+  local picking = reader.pick
+  if picking then t:sse_pick(picking, on_delta == nil) end
   while true do
     local done = t:state() == "done"
     for _, ev in ipairs(t:events()) do
-      local deltas, err = reader:event(ev)
+      local deltas, err
+      if ev.pick then deltas, err = reader:picked(ev.pick) else deltas, err = reader:event(ev) end
       if not deltas then
         abandon(loop, t)
         return nil, errors.scrub(err, client.secrets)
@@ -53,6 +61,10 @@ read = function(client, t, loop, on_delta, request)
       end
     end
     if done then break end
+    if picking and not reader.pick then
+      picking = nil
+      t:sse_pick(nil)
+    end
     task.await(loop, t, true) -- until more events, or the end
   end
   local status = t:status()

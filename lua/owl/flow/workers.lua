@@ -131,6 +131,7 @@ function M.run(ctx, plan, subtasks)
       shared_spec = ctx:spec_of({ model = model, messages = { { role = "user", content = "" } },
                                   stream = ctx.opts.stream or nil })
       shared_spec.body = nil
+      shared_spec.headers = core.headers(shared_spec.headers) -- built once, not per worker
     end
     return shared_spec
   end

@@ -10,6 +10,7 @@
 -- choices and the usage; `data: [DONE]` ends it. An `{"error": ...}` chunk
 -- is the server giving up mid-stream. Unknown fields (obfuscation,
 -- logprobs) are ignored.
+local core = require("owl.core")
 local json = require("owl.json")
 local errors = require("owl.errors")
 local http = require("owl.providers.http")
@@ -20,6 +21,16 @@ local present = http.present
 
 local Reader = {}
 Reader.__index = Reader
+
+-- What the core may take out of a chunk in C (core.sse_pick): the content
+-- piece, id, model and finish_reason of an ordinary chunk, which is nearly
+-- every one. A chunk with anything else this reader looks at (an error,
+-- the usage, a refusal, tool calls) comes whole to reader:event.
+Reader.pick = core.sse_pick{
+  join = { text = { "choices", 1, "delta", "content" } },
+  last = { id = { "id" }, model = { "model" }, finish_reason = { "choices", 1, "finish_reason" } },
+  absent = { { "error" }, { "usage" }, { "choices", 1, "delta", "refusal" }, { "choices", 1, "delta", "tool_calls" } },
+}
 
 -- M.reader(secrets) -> a reader; secrets redact any error text it builds.
 function M.reader(secrets)
@@ -53,6 +64,7 @@ function Reader:event(ev)
   end
   if data == "[DONE]" then
     self.done = true
+    self.pick = false -- anything after it is an error: let it come whole, at once
     return {}
   end
   local chunk, msg = json.decode(data)
@@ -117,6 +129,23 @@ function Reader:event(ev)
     end
   end
   return deltas
+end
+
+-- reader:picked(v) -> the deltas of chunks the core picked (Reader.pick):
+-- v.text their content, v.id, v.model and v.finish_reason the last ones,
+-- each nil when no chunk had it. What reader:event does with such chunks, without the
+-- decoding.
+function Reader:picked(v)
+  if self.done then
+    return self:fail("protocol", "the stream went on after [DONE]")
+  end
+  if v.model then self.model = v.model end
+  if v.id then self.id = v.id end
+  if v.finish_reason then self.finish_reason = v.finish_reason end
+  local content = v.text
+  if content == nil or content == "" then return {} end
+  self.text[#self.text + 1] = content
+  return { { type = "text", text = content } }
 end
 
 -- The tool calls as the non-streamed reader gives them.
