@@ -19,14 +19,30 @@
 // A CONNECT (this server used as a proxy) is logged and refused with 403.
 // Per-request headers: x-mock-subtasks (plan size, default 3),
 // x-mock-latency-ms, x-mock-fault (429 500 reset reset_early truncate malformed empty
-// drip hang redirect), x-mock-retry-after, x-mock-drip-ms, x-mock-location,
+// drip hang redirect endless), x-mock-retry-after, x-mock-drip-ms, x-mock-location,
 // x-mock-status and x-mock-body, x-mock-replay (a fixture path, or a bare
 // name looked up in --fixtures), x-mock-split (byte offsets where the body
 // is cut into separate writes), x-mock-barrier and
 // x-mock-barrier-timeout-ms (default 10000), x-mock-rpm (a requests-per-minute
 // limit enforced at the second's grain: past it, 429s counted in
 // stats().rate_limited), x-mock-reply-bytes (a text answer, fences
-// included, cut or padded to this many bytes).
+// included, cut or padded to this many bytes), x-mock-pings and
+// x-mock-ping-ms (a stream opens with that many of the provider's keep-alive
+// events, one every ping_ms, before its answer: Anthropic's `event: ping`,
+// OpenAI's SSE comment `: ping`), x-mock-drop-events (a stream's last N
+// events are left out: no [DONE], no message_stop, and the body still ends
+// cleanly), x-mock-fault-rate and x-mock-seed (below).
+//
+// Fault `endless`: a 200 whose body never ends (keep-alive events for a
+// stream, spaces for JSON), written as fast as the client reads, until it
+// closes the connection.
+//
+// x-mock-fault-rate: "500=0.01,reset=0.01" (fault names as x-mock-fault's):
+// every request carrying it draws one number from a generator seeded by
+// x-mock-seed (default 1) at its first use after a reset, in arrival order,
+// and gets that fault with that probability (a scripted or x-mock-fault
+// fault wins, the draw is made anyway). So one seed and one arrival order
+// give the same faults; stats().injected counts the faults it gave, by name.
 //
 // A structured request gets the canned plan fitted to its schema (see
 // fitToSchema); any other gets its last user text echoed in a fence.
@@ -110,6 +126,9 @@ const USAGE_OUT = 5;
 const state = {
   total: 0,
   rateLimited: 0,    // 429s the x-mock-rpm limiter sent
+  injected: Object.create(null), // faults x-mock-fault-rate gave, by name
+  faultRng: null,    // x-mock-fault-rate's generator, seeded at first use
+  faultSeed: null,
   rateBucket: null,
   paths: Object.create(null),
   inFlight: 0,
@@ -368,7 +387,7 @@ function openaiReply(body, answer) {
   chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: finish }]);
   if (withUsage) chunk([], usage);
   events.push('data: [DONE]\n\n');
-  return streamReply(events, extra);
+  return streamReply(events, extra, ': ping\n\n');
 }
 
 function anthropicReply(body, answer) {
@@ -419,7 +438,7 @@ function anthropicReply(body, answer) {
   });
   ev('message_delta', { type: 'message_delta', delta: { stop_reason: stopReason, stop_sequence: null }, usage: usage(USAGE_OUT) });
   ev('message_stop', { type: 'message_stop' });
-  return streamReply(events, extra);
+  return streamReply(events, extra, 'event: ping\ndata: {"type": "ping"}\n\n');
 }
 
 // A scripted tool call as a tool_use block. Arguments given as a string are
@@ -435,10 +454,18 @@ function anthropicCall(c) {
 }
 
 // A streamed reply keeps its events apart: delivered normally, each is one
-// write with chunked encoding, as an SSE endpoint sends them.
-function streamReply(events, extra) {
+// write with chunked encoding, as an SSE endpoint sends them. ping: the
+// provider's keep-alive event (x-mock-pings, fault endless).
+function streamReply(events, extra, ping) {
   const chunks = events.map((e) => Buffer.from(e, 'utf8'));
-  return { status: 200, headers: Object.assign(sseHeaders(), extra), body: Buffer.concat(chunks), chunks };
+  return { status: 200, headers: Object.assign(sseHeaders(), extra), body: Buffer.concat(chunks), chunks, ping: Buffer.from(ping, 'utf8') };
+}
+
+// x-mock-drop-events: a stream without its last n events.
+function dropEvents(reply, n) {
+  if (!reply.chunks || !Number.isInteger(n) || n <= 0) return reply;
+  const chunks = reply.chunks.slice(0, Math.max(0, reply.chunks.length - n));
+  return Object.assign({}, reply, { chunks, body: Buffer.concat(chunks) });
 }
 
 // ---------------------------------------------------------------- replay
@@ -480,7 +507,7 @@ async function replayReply(provider, p) {
 // fields as a whole, and any field it leaves out falls back to the header's
 // timing fields (latency, drip) and parameters (retry-after, location,
 // subtasks).
-const FAULTS = new Set(['429', '500', 'reset', 'reset_early', 'truncate', 'malformed', 'empty', 'drip', 'hang', 'redirect']);
+const FAULTS = new Set(['429', '500', 'reset', 'reset_early', 'truncate', 'malformed', 'empty', 'drip', 'hang', 'redirect', 'endless']);
 
 function headerDirective(h) {
   const num = (v) => (v === undefined ? undefined : Number(v));
@@ -497,6 +524,9 @@ function headerDirective(h) {
     replay: h['x-mock-replay'],
     subtasks: h['x-mock-subtasks'],
     replyBytes: h['x-mock-reply-bytes'],
+    pings: num(h['x-mock-pings']),
+    pingMs: num(h['x-mock-ping-ms']),
+    dropEvents: num(h['x-mock-drop-events']),
     text: undefined,
     json: undefined,
   };
@@ -522,6 +552,9 @@ function scriptDirective(entry, base) {
   if (entry.location !== undefined) d.location = entry.location;
   if (entry.subtasks !== undefined) d.subtasks = String(entry.subtasks);
   if (entry.reply_bytes !== undefined) d.replyBytes = String(entry.reply_bytes);
+  if (entry.pings !== undefined) d.pings = Number(entry.pings);
+  if (entry.ping_ms !== undefined) d.pingMs = Number(entry.ping_ms);
+  if (entry.drop_events !== undefined) d.dropEvents = Number(entry.drop_events);
   return d;
 }
 
@@ -616,6 +649,27 @@ function deliverSplit(res, reply, split) {
   step();
 }
 
+// x-mock-pings: the stream's keep-alive events first, one every ping_ms
+// (default 100), then its events.
+function deliverPings(res, reply, d) {
+  const ms = Number.isFinite(d.pingMs) && d.pingMs >= 0 ? d.pingMs : 100;
+  writeHead(res, reply, false);
+  res.flushHeaders();
+  let left = d.pings;
+  const step = () => {
+    if (!alive(res)) return;
+    if (left > 0) {
+      left -= 1;
+      res.write(reply.ping);
+      setTimeout(step, ms);
+      return;
+    }
+    for (const c of reply.chunks) res.write(c);
+    res.end();
+  };
+  step();
+}
+
 function deliver(res, reply, d) {
   if (!alive(res)) return;
   const body = reply.body;
@@ -643,6 +697,19 @@ function deliver(res, reply, d) {
       res.write(half, () => setTimeout(() => sock.end(), 20));
       return;
     }
+    case 'endless': {
+      // As fast as the client reads (write's backpressure), until it closes.
+      writeHead(res, reply, false);
+      const unit = reply.chunks ? reply.ping : Buffer.from(' '.repeat(64));
+      const block = Buffer.concat(new Array(Math.ceil(65536 / unit.length)).fill(unit));
+      const pump = () => {
+        while (alive(res)) {
+          if (!res.write(block)) { res.once('drain', pump); return; }
+        }
+      };
+      pump();
+      return;
+    }
     case 'drip': {
       const ms = Number.isFinite(d.dripMs) && d.dripMs >= 0 ? d.dripMs : 50;
       writeHead(res, reply, !reply.chunks);
@@ -660,6 +727,7 @@ function deliver(res, reply, d) {
     }
     default:
       if (d.split !== undefined) return deliverSplit(res, reply, d.split);
+      if (reply.chunks && d.pings > 0) return deliverPings(res, reply, d);
       if (reply.chunks) {
         writeHead(res, reply, false);
         for (const c of reply.chunks) res.write(c);
@@ -755,6 +823,43 @@ function takeRateToken(rpm) {
   return true;
 }
 
+// mulberry32: a small seeded generator, so a seed gives the same draws.
+function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// x-mock-fault-rate: one draw per request, in arrival order. Returns
+// { fault } (undefined: none this time) or { error }.
+function drawFault(spec, seedHeader) {
+  const rates = [];
+  for (const part of String(spec).split(',')) {
+    const m = part.trim().match(/^([a-z0-9_]+)=([0-9.]+)$/);
+    if (!m || !FAULTS.has(m[1]) || !(Number(m[2]) >= 0 && Number(m[2]) <= 1)) {
+      return { error: `mock: bad x-mock-fault-rate "${spec}": want name=probability,... with names from x-mock-fault` };
+    }
+    rates.push([m[1], Number(m[2])]);
+  }
+  const seed = seedHeader === undefined ? 1 : Number(seedHeader);
+  if (!state.faultRng || state.faultSeed !== seed) {
+    state.faultRng = seededRandom(Number.isFinite(seed) ? seed : 1);
+    state.faultSeed = seed;
+  }
+  const u = state.faultRng();
+  let cum = 0;
+  for (const [name, p] of rates) {
+    cum += p;
+    if (u < cum) return { fault: name };
+  }
+  return {};
+}
+
 function handleLLM(req, res, pathOnly, provider) {
   state.total += 1;
   // Lets a spec prove connection reuse: N calls over one kept-alive
@@ -788,6 +893,14 @@ function handleLLM(req, res, pathOnly, provider) {
     let d = headerDirective(h);
     // The script is consumed in arrival order, before any wait.
     if (state.script.length > 0) d = scriptDirective(state.script.shift(), d);
+    if (h['x-mock-fault-rate'] !== undefined) {
+      const drawn = drawFault(h['x-mock-fault-rate'], h['x-mock-seed']);
+      if (drawn.error) return deliver(res, errorReply(provider, 400, drawn.error, 'invalid'), {});
+      if (drawn.fault !== undefined && d.fault === undefined) {
+        d.fault = drawn.fault;
+        state.injected[drawn.fault] = (state.injected[drawn.fault] || 0) + 1;
+      }
+    }
     if (d.fault !== undefined && !FAULTS.has(d.fault)) {
       return deliver(res, errorReply(provider, 400, `mock: unknown fault "${d.fault}"`, 'invalid'), {});
     }
@@ -802,7 +915,7 @@ function handleLLM(req, res, pathOnly, provider) {
       const latency = Number.isFinite(d.latencyMs) && d.latencyMs > 0 ? d.latencyMs : 0;
       const go = () => {
         if (!alive(res)) return;
-        buildReply(provider, parsed, d).then((reply) => deliver(res, reply, d), (e) => {
+        buildReply(provider, parsed, d).then((reply) => deliver(res, dropEvents(reply, d.dropEvents), d), (e) => {
           deliver(res, errorReply(provider, 500, `mock: ${e.stack || e}`, 'server'), {});
         });
       };
@@ -850,6 +963,7 @@ function statsObject(withLog) {
     pid: process.pid,
     total: state.total,
     rate_limited: state.rateLimited,
+    injected: Object.assign({}, state.injected),
     paths: Object.assign({}, state.paths),
     in_flight: state.inFlight,
     max_in_flight: state.maxInFlight,
@@ -867,6 +981,9 @@ function reset() {
   barrierFailAll('mock barrier: reset while this request was held');
   state.total = 0;
   state.rateLimited = 0;
+  state.injected = Object.create(null);
+  state.faultRng = null;
+  state.faultSeed = null;
   state.rateBucket = null;
   state.paths = Object.create(null);
   state.maxInFlight = state.inFlight;
