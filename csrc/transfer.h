@@ -89,6 +89,7 @@ struct owl_transfer {
   owl_sse parser;        /* sse only; its buffers are freed when the transfer ends */
   owl_buf events;        /* sse: events parsed and not yet taken by t:events(), as records */
   size_t nevents;
+  size_t events_off;     /* where the first event not yet taken starts in events */
   const owl_runner *runner; /* NULL unless a loop holds the transfer */
   /* The runner's bookkeeping, valid while runner is set: loop.c reads and
    * writes it, transfer.c never. */
