@@ -61,7 +61,7 @@
 // "name", "arguments"}], arguments an object, or a string sent as the
 // model's raw JSON, valid or not, with "text" beside them or not); and the
 // header parameters as latency_ms, drip_ms, split, retry_after, location,
-// subtasks, reply_bytes.
+// subtasks, reply_bytes, pings, ping_ms, drop_events.
 'use strict';
 
 const http = require('node:http');
