@@ -16,9 +16,37 @@ local N = LONG and 5000 or 1000
 describe("load", function()
   local server
   setup(function() server = mock.start() end)
+  before_each(function() server:reset() end)
   teardown(function()
     owl.loop():close()
     server:stop()
+  end)
+
+  -- What the load test rests on: the mock's random faults are the same for
+  -- the same seed and arrival order, and it counts what it injected.
+  it("the mock's x-mock-fault-rate: one seed, one arrival order, the same faults, counted", function()
+    local function sequence(seed)
+      server:reset()
+      local seen = {}
+      for i = 1, 60 do
+        local res = server:request{ headers = { ["x-mock-fault-rate"] = "500=0.2,reset=0.2", ["x-mock-seed"] = seed },
+                                    body = { model = "m", messages = { { role = "user", content = "hi" } } } }
+        -- a reset mid-body: the status line came, the whole body did not
+        seen[i] = (res and mock.json_decode(res.body, true)) and tostring(res.status) or "reset"
+      end
+      return seen, server:stats().injected
+    end
+    local a, injected = sequence("5")
+    local counts = {}
+    for _, v in ipairs(a) do counts[v] = (counts[v] or 0) + 1 end
+    assert.equal(injected["500"], counts["500"])
+    assert.equal(injected.reset, 60 - counts["500"] - counts["200"])
+    assert.is_true(injected["500"] > 0 and injected.reset > 0 and counts["200"] > 0)
+    assert.same(a, (sequence("5")))
+    assert.are_not.same(a, (sequence("6")))
+    server:reset()
+    local bad = server:request{ headers = { ["x-mock-fault-rate"] = "teapot=0.5" }, body = {} }
+    assert.equal(400, bad.status)
   end)
 
   it(N .. " concurrent workers against 1% 500s and 1% resets: every output present, every fault retried", function()
