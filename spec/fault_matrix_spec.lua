@@ -299,7 +299,10 @@ local ROWS = {
         -- tables and 15 to 31 MiB at the peak; owl.stream now takes them
         -- 256 at a time.)
         assert.is_true(hwm - ctx.hwm < 3 * CAP / 1024, "peak RSS grew by " .. (hwm - ctx.hwm) .. " KiB")
-        assert.is_true(rss_now - ctx.rss < 2 * CAP / 1024, "RSS grew by " .. (rss_now - ctx.rss) .. " KiB")
+        -- what the allocator keeps after the Lua heap is back (checked
+        -- above) depends on what ran before (after 5000 workers, 8 MiB):
+        -- a bound, not a measure
+        assert.is_true(rss_now - ctx.rss < 3 * CAP / 1024, "RSS grew by " .. (rss_now - ctx.rss) .. " KiB")
       end
     end,
   },
