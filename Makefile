@@ -6,7 +6,8 @@
 #                   run luacheck and a clang build, every spec on each Lua,
 #                   check-mem, and print the total
 #   make test-long  the slow specs' long forms (OWL_LONG=1): a 1000-worker
-#                   fan-out against a 600 RPM limit
+#                   fan-out against a 600 RPM limit, 5000 workers against
+#                   random faults, the fault matrix's child under valgrind
 #   make lint       luacheck over lua/, bin/ and spec/ (any warning fails)
 #   make check-mem  the C-facing specs under valgrind and ASan/UBSan
 #   make fuzz       libFuzzer (clang, ASan, UBSan) on the JSON decoder and the
@@ -90,7 +91,7 @@ test: deps
 # fan-outs that make test runs in a short form.
 test-long: deps
 	@$(MAKE) --no-print-directory LUA_VERSION=5.4 build
-	@OWL_LONG=1 spec/run.sh --lua 5.4 spec/ratelimit_spec.lua
+	@OWL_LONG=1 spec/run.sh --lua 5.4 spec/ratelimit_spec.lua spec/load_spec.lua spec/fault_matrix_spec.lua
 
 lint:
 	@tools/install-deps lint

@@ -313,6 +313,9 @@ static int keep_picked(owl_transfer *t, const owl_sse_event *ev) {
       b->len = at;
       return -1;
     }
+    /* nevents counts records: one merged into its run adds none */
+    if (t->open_pick == at) t->nevents++;
+    return 1;
   } else {
     t->open_pick = at;
     /* a run's first record, in the order merges extend */
@@ -853,26 +856,34 @@ static void push_picked(lua_State *L, const owl_pick *pick, const char *p) {
   lua_setfield(L, -2, "pick");
 }
 
-/* t:events(): the events parsed since the last call, as an array of
- * { event =, data =, id = }, and of { event =, pick = } for the events a
- * picker took (t:sse_pick; one per event, or with merge one per run of
- * them); they are taken. The array is made at its full size first; a
- * memory error while filling it loses nothing, as the queue is emptied
- * only after. */
+/* t:events([max]): the events parsed since the last call (or only the
+ * first max of them), as an array of { event =, data =, id = }, and of
+ * { event =, pick = } for the events a picker took (t:sse_pick; one per
+ * event, or with merge one per run of them); they are taken. The array is
+ * made at its full size first; a memory error while filling it loses
+ * nothing, as the queue moves on only after. A consumer that takes a few
+ * at a time keeps a flood of small events (a server's pings) from becoming
+ * one Lua table per event all at once: the queue holds them as compact
+ * records until then (the fault matrix's endless ping stream: 4 MiB of
+ * pings made 89k tables, 19 MiB, in one call). */
 static int t_events(lua_State *L) {
   owl_transfer *t = owl_transfer_check(L, 1);
-  const char *p, *end;
-  int i = 0, n = 0;
+  const char *p;
+  size_t n, i;
   if (!t->sse) return luaL_error(L, "owl.core: t:events() is for a transfer made with spec.sse");
-  end = t->events.data + t->events.len;
-  for (p = t->events.data; p < end; p = next_record(p)) n++;
-  lua_createtable(L, n, 0);
-  for (p = t->events.data; p < end; p = next_record(p)) {
+  n = t->nevents;
+  if (!lua_isnoneornil(L, 2)) {
+    double max = owl_checkint(L, 2, 1, OWL_MAX_EXACT, "t:events max");
+    if (max < (double)n) n = (size_t)max;
+  }
+  lua_createtable(L, n > INT_MAX ? INT_MAX : (int)n, 0);
+  p = t->events.data + t->events_off;
+  for (i = 0; i < n; i++, p = next_record(p)) {
     event_head h;
     const char *q = read_head(p, &h);
     if (h.kind == EV_PICK) {
       push_picked(L, t->pick, p);
-      lua_rawseti(L, -2, ++i);
+      lua_rawseti(L, -2, (int)i + 1);
       continue;
     }
     lua_createtable(L, 0, 3);
@@ -886,15 +897,21 @@ static int t_events(lua_State *L) {
       lua_pushlstring(L, q, h.id_len);
       lua_setfield(L, -2, "id");
     }
-    lua_rawseti(L, -2, ++i);
+    lua_rawseti(L, -2, (int)i + 1);
   }
-  /* taken: a large queue's memory goes now, not at the end of the stream
-   * (a thousand streams would each hold their largest turn's worth); a
-   * turn's usual few hundred bytes stay for the next one */
-  if (t->events.cap > OWL_EVENTS_KEEP) owl_buf_free(&t->events);
-  else owl_buf_reset(&t->events);
-  t->nevents = 0;
+  t->nevents -= n;
+  t->events_off = (size_t)(p - t->events.data);
+  /* a merged run of picked events may have been taken: the next picked
+   * event starts a record of its own */
   t->open_pick = OWL_NO_RUN;
+  if (t->nevents == 0) {
+    /* taken: a large queue's memory goes now, not at the end of the stream
+     * (a thousand streams would each hold their largest turn's worth); a
+     * turn's usual few hundred bytes stay for the next one */
+    if (t->events.cap > OWL_EVENTS_KEEP) owl_buf_free(&t->events);
+    else owl_buf_reset(&t->events);
+    t->events_off = 0;
+  }
   return 1;
 }
 
@@ -1066,6 +1083,7 @@ static int t_release(lua_State *L) {
   t->nevents = 0;
   owl_pick_release(t->pick);
   t->pick = NULL;
+  t->events_off = 0;
   if (t->sse) owl_sse_free(&t->parser); /* idempotent: __gc frees it again */
   return 0;
 }

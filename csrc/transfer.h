@@ -95,6 +95,7 @@ struct owl_transfer {
   int raw_queued;        /* this write queued an event whole (news even with pick_merge) */
   size_t open_pick;      /* offset in events of the picked record a merge extends, or OWL_NO_RUN */
   size_t nevents;
+  size_t events_off;     /* where the first event not yet taken starts in events */
   const owl_runner *runner; /* NULL unless a loop holds the transfer */
   /* The runner's bookkeeping, valid while runner is set: loop.c reads and
    * writes it, transfer.c never. */

@@ -28,6 +28,9 @@ local owl = {
   -- milliseconds until owl's next timer (owl.sleep) is due, or nil: a host
   -- loop that drives owl.loop() itself calls owl.dispatch(loop, {}) then
   next_timer_ms = task.next_timer_ms,
+  -- { waits, timers, ready, tasks }: what the task layer still holds (all 0
+  -- when owl has nothing left to do)
+  pending = task.pending,
   -- The loop shared by clients that do not ask for their own. A host loop
   -- (vim.uv, a game's frame tick) may drive it with loop:sockets(),
   -- loop:timeout() and loop:action(), handing what action() returns to

@@ -31,6 +31,10 @@ function M.read(client, t, loop, on_delta, request)
   return res, err
 end
 
+-- Events are taken this many at a time: a flood of small ones (pings)
+-- never becomes one Lua table each all at once (see t:events).
+local BATCH = 256
+
 read = function(client, t, loop, on_delta, request)
   local reader = client.provider.stream_reader(client, request)
   -- a reader that names what it reads of an event has the core take it
@@ -42,7 +46,9 @@ read = function(client, t, loop, on_delta, request)
   if picking then t:sse_pick(picking, on_delta == nil) end
   while true do
     local done = t:state() == "done"
-    for _, ev in ipairs(t:events()) do
+    local batch = t:events(BATCH)
+    if #batch == BATCH then done = false end -- more are queued: take them before waiting
+    for _, ev in ipairs(batch) do
       local deltas, err
       if ev.pick then deltas, err = reader:picked(ev.pick) else deltas, err = reader:event(ev) end
       if not deltas then
@@ -65,7 +71,7 @@ read = function(client, t, loop, on_delta, request)
       picking = nil
       t:sse_pick(nil)
     end
-    task.await(loop, t, true) -- until more events, or the end
+    if #batch < BATCH then task.await(loop, t, true) end -- until more events, or the end
   end
   local status = t:status()
   if t:failure() or type(status) ~= "number" or status < 200 or status > 299 then

@@ -212,6 +212,25 @@ function M.next_timer_ms()
   return math.max(0, math.ceil((timers[1].at - core.now()) * 1000))
 end
 
+-- M.pending() -> { waits, timers, ready, tasks }: what owl's task layer
+-- still holds: transfers a task (or a blocking caller) waits for, owl.sleep
+-- timers, tasks ready to resume, and tasks not ended that something can
+-- still reach (a dropped one that nothing can resume is collected and not
+-- counted). All 0 when nothing is left to do: a host loop, or a spec
+-- proving nothing leaked.
+function M.pending()
+  local waits = 0
+  for _ in pairs(waiting) do waits = waits + 1 end
+  local tasks, seen = 0, {}
+  for _, task in pairs(by_coroutine) do
+    if task.status == "running" and not seen[task] then
+      seen[task] = true
+      tasks = tasks + 1
+    end
+  end
+  return { waits = waits, timers = #timers, ready = #ready, tasks = tasks }
+end
+
 -- ------------------------------------------------------------------ delivery
 
 -- Hands one reported transfer to whoever waits for it: a finished one ends

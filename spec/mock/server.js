@@ -19,7 +19,7 @@
 // A CONNECT (this server used as a proxy) is logged and refused with 403.
 // Per-request headers: x-mock-subtasks (plan size, default 3),
 // x-mock-latency-ms, x-mock-fault (429 500 reset reset_early truncate malformed empty
-// drip hang redirect), x-mock-retry-after, x-mock-drip-ms, x-mock-location,
+// drip hang redirect endless), x-mock-retry-after, x-mock-drip-ms, x-mock-location,
 // x-mock-status and x-mock-body, x-mock-replay (a fixture path, or a bare
 // name looked up in --fixtures), x-mock-split (byte offsets where the body
 // is cut into separate writes; x-mock-split-pause-ms, default 3, the pause
@@ -29,7 +29,23 @@
 // stats().rate_limited), x-mock-reply-bytes (a text answer, fences
 // included, cut or padded to this many bytes), x-mock-session (a scripted
 // session in spec/mock/sessions/NAME.js, which answers by what each request
-// holds: see sessions/coding_demo.js, the one `make demo` plays).
+// holds: see sessions/coding_demo.js, the one `make demo` plays), x-mock-pings and
+// x-mock-ping-ms (a stream opens with that many of the provider's keep-alive
+// events, one every ping_ms, before its answer: Anthropic's `event: ping`,
+// OpenAI's SSE comment `: ping`), x-mock-drop-events (a stream's last N
+// events are left out: no [DONE], no message_stop, and the body still ends
+// cleanly), x-mock-fault-rate and x-mock-seed (below).
+//
+// Fault `endless`: a 200 whose body never ends (keep-alive events for a
+// stream, spaces for JSON), written as fast as the client reads, until it
+// closes the connection.
+//
+// x-mock-fault-rate: "500=0.01,reset=0.01" (fault names as x-mock-fault's):
+// every request carrying it draws one number from a generator seeded by
+// x-mock-seed (default 1) at its first use after a reset, in arrival order,
+// and gets that fault with that probability (a scripted or x-mock-fault
+// fault wins, the draw is made anyway). So one seed and one arrival order
+// give the same faults; stats().injected counts the faults it gave, by name.
 //
 // A structured request gets the canned plan fitted to its schema (see
 // fitToSchema); any other gets its last user text echoed in a fence.
@@ -48,7 +64,7 @@
 // "name", "arguments"}], arguments an object, or a string sent as the
 // model's raw JSON, valid or not, with "text" beside them or not); and the
 // header parameters as latency_ms, drip_ms, split, retry_after, location,
-// subtasks, reply_bytes. An entry with "when" (an array of strings) is for
+// subtasks, reply_bytes, pings, ping_ms, drop_events. An entry with "when" (an array of strings) is for
 // a request whose text (every string in its system prompt and messages)
 // holds each of them: a request takes the first queued entry it fits (one
 // without "when" fits any), so concurrent callers, each asking in turn,
@@ -117,6 +133,9 @@ const USAGE_OUT = 5;
 const state = {
   total: 0,
   rateLimited: 0,    // 429s the x-mock-rpm limiter sent
+  injected: Object.create(null), // faults x-mock-fault-rate gave, by name
+  faultRng: null,    // x-mock-fault-rate's generator, seeded at first use
+  faultSeed: null,
   rateBucket: null,
   paths: Object.create(null),
   inFlight: 0,
@@ -401,7 +420,7 @@ function openaiReply(body, answer) {
   chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: finish }]);
   if (withUsage) chunk([], usage);
   events.push('data: [DONE]\n\n');
-  return streamReply(events, extra);
+  return streamReply(events, extra, ': ping\n\n');
 }
 
 function anthropicReply(body, answer) {
@@ -452,7 +471,7 @@ function anthropicReply(body, answer) {
   });
   ev('message_delta', { type: 'message_delta', delta: { stop_reason: stopReason, stop_sequence: null }, usage: usage(USAGE_OUT) });
   ev('message_stop', { type: 'message_stop' });
-  return streamReply(events, extra);
+  return streamReply(events, extra, 'event: ping\ndata: {"type": "ping"}\n\n');
 }
 
 // A scripted tool call as a tool_use block. Arguments given as a string are
@@ -468,10 +487,18 @@ function anthropicCall(c) {
 }
 
 // A streamed reply keeps its events apart: delivered normally, each is one
-// write with chunked encoding, as an SSE endpoint sends them.
-function streamReply(events, extra) {
+// write with chunked encoding, as an SSE endpoint sends them. ping: the
+// provider's keep-alive event (x-mock-pings, fault endless).
+function streamReply(events, extra, ping) {
   const chunks = events.map((e) => Buffer.from(e, 'utf8'));
-  return { status: 200, headers: Object.assign(sseHeaders(), extra), body: Buffer.concat(chunks), chunks };
+  return { status: 200, headers: Object.assign(sseHeaders(), extra), body: Buffer.concat(chunks), chunks, ping: Buffer.from(ping, 'utf8') };
+}
+
+// x-mock-drop-events: a stream without its last n events.
+function dropEvents(reply, n) {
+  if (!reply.chunks || !Number.isInteger(n) || n <= 0) return reply;
+  const chunks = reply.chunks.slice(0, Math.max(0, reply.chunks.length - n));
+  return Object.assign({}, reply, { chunks, body: Buffer.concat(chunks) });
 }
 
 // ---------------------------------------------------------------- replay
@@ -513,7 +540,7 @@ async function replayReply(provider, p) {
 // fields as a whole, and any field it leaves out falls back to the header's
 // timing fields (latency, drip) and parameters (retry-after, location,
 // subtasks).
-const FAULTS = new Set(['429', '500', 'reset', 'reset_early', 'truncate', 'malformed', 'empty', 'drip', 'hang', 'redirect']);
+const FAULTS = new Set(['429', '500', 'reset', 'reset_early', 'truncate', 'malformed', 'empty', 'drip', 'hang', 'redirect', 'endless']);
 
 function headerDirective(h) {
   const num = (v) => (v === undefined ? undefined : Number(v));
@@ -531,6 +558,9 @@ function headerDirective(h) {
     replay: h['x-mock-replay'],
     subtasks: h['x-mock-subtasks'],
     replyBytes: h['x-mock-reply-bytes'],
+    pings: num(h['x-mock-pings']),
+    pingMs: num(h['x-mock-ping-ms']),
+    dropEvents: num(h['x-mock-drop-events']),
     text: undefined,
     json: undefined,
     session: h['x-mock-session'],
@@ -581,6 +611,9 @@ function scriptDirective(entry, base) {
   if (entry.subtasks !== undefined) d.subtasks = String(entry.subtasks);
   if (entry.reply_bytes !== undefined) d.replyBytes = String(entry.reply_bytes);
   if (entry.session !== undefined) d.session = String(entry.session);
+  if (entry.pings !== undefined) d.pings = Number(entry.pings);
+  if (entry.ping_ms !== undefined) d.pingMs = Number(entry.ping_ms);
+  if (entry.drop_events !== undefined) d.dropEvents = Number(entry.drop_events);
   return d;
 }
 
@@ -680,6 +713,27 @@ function deliverSplit(res, reply, split, pauseMs) {
   step();
 }
 
+// x-mock-pings: the stream's keep-alive events first, one every ping_ms
+// (default 100), then its events.
+function deliverPings(res, reply, d) {
+  const ms = Number.isFinite(d.pingMs) && d.pingMs >= 0 ? d.pingMs : 100;
+  writeHead(res, reply, false);
+  res.flushHeaders();
+  let left = d.pings;
+  const step = () => {
+    if (!alive(res)) return;
+    if (left > 0) {
+      left -= 1;
+      res.write(reply.ping);
+      setTimeout(step, ms);
+      return;
+    }
+    for (const c of reply.chunks) res.write(c);
+    res.end();
+  };
+  step();
+}
+
 function deliver(res, reply, d) {
   if (!alive(res)) return;
   const body = reply.body;
@@ -707,6 +761,19 @@ function deliver(res, reply, d) {
       res.write(half, () => setTimeout(() => sock.end(), 20));
       return;
     }
+    case 'endless': {
+      // As fast as the client reads (write's backpressure), until it closes.
+      writeHead(res, reply, false);
+      const unit = reply.chunks ? reply.ping : Buffer.from(' '.repeat(64));
+      const block = Buffer.concat(new Array(Math.ceil(65536 / unit.length)).fill(unit));
+      const pump = () => {
+        while (alive(res)) {
+          if (!res.write(block)) { res.once('drain', pump); return; }
+        }
+      };
+      pump();
+      return;
+    }
     case 'drip': {
       const ms = Number.isFinite(d.dripMs) && d.dripMs >= 0 ? d.dripMs : 50;
       writeHead(res, reply, !reply.chunks);
@@ -724,6 +791,7 @@ function deliver(res, reply, d) {
     }
     default:
       if (d.split !== undefined) return deliverSplit(res, reply, d.split, d.splitPauseMs);
+      if (reply.chunks && d.pings > 0) return deliverPings(res, reply, d);
       if (reply.chunks) {
         writeHead(res, reply, false);
         for (const c of reply.chunks) res.write(c);
@@ -819,6 +887,43 @@ function takeRateToken(rpm) {
   return true;
 }
 
+// mulberry32: a small seeded generator, so a seed gives the same draws.
+function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// x-mock-fault-rate: one draw per request, in arrival order. Returns
+// { fault } (undefined: none this time) or { error }.
+function drawFault(spec, seedHeader) {
+  const rates = [];
+  for (const part of String(spec).split(',')) {
+    const m = part.trim().match(/^([a-z0-9_]+)=([0-9.]+)$/);
+    if (!m || !FAULTS.has(m[1]) || !(Number(m[2]) >= 0 && Number(m[2]) <= 1)) {
+      return { error: `mock: bad x-mock-fault-rate "${spec}": want name=probability,... with names from x-mock-fault` };
+    }
+    rates.push([m[1], Number(m[2])]);
+  }
+  const seed = seedHeader === undefined ? 1 : Number(seedHeader);
+  if (!state.faultRng || state.faultSeed !== seed) {
+    state.faultRng = seededRandom(Number.isFinite(seed) ? seed : 1);
+    state.faultSeed = seed;
+  }
+  const u = state.faultRng();
+  let cum = 0;
+  for (const [name, p] of rates) {
+    cum += p;
+    if (u < cum) return { fault: name };
+  }
+  return {};
+}
+
 function handleLLM(req, res, pathOnly, provider) {
   state.total += 1;
   // Lets a spec prove connection reuse: N calls over one kept-alive
@@ -853,6 +958,14 @@ function handleLLM(req, res, pathOnly, provider) {
     // The script is consumed in arrival order, before any wait.
     const at = scriptFor(parsed);
     if (at >= 0) d = scriptDirective(state.script.splice(at, 1)[0], d);
+    if (h['x-mock-fault-rate'] !== undefined) {
+      const drawn = drawFault(h['x-mock-fault-rate'], h['x-mock-seed']);
+      if (drawn.error) return deliver(res, errorReply(provider, 400, drawn.error, 'invalid'), {});
+      if (drawn.fault !== undefined && d.fault === undefined) {
+        d.fault = drawn.fault;
+        state.injected[drawn.fault] = (state.injected[drawn.fault] || 0) + 1;
+      }
+    }
     if (d.fault !== undefined && !FAULTS.has(d.fault)) {
       return deliver(res, errorReply(provider, 400, `mock: unknown fault "${d.fault}"`, 'invalid'), {});
     }
@@ -867,7 +980,7 @@ function handleLLM(req, res, pathOnly, provider) {
       const latency = Number.isFinite(d.latencyMs) && d.latencyMs > 0 ? d.latencyMs : 0;
       const go = () => {
         if (!alive(res)) return;
-        buildReply(provider, parsed, d).then((reply) => deliver(res, reply, d), (e) => {
+        buildReply(provider, parsed, d).then((reply) => deliver(res, dropEvents(reply, d.dropEvents), d), (e) => {
           deliver(res, errorReply(provider, 500, `mock: ${e.stack || e}`, 'server'), {});
         });
       };
@@ -915,6 +1028,7 @@ function statsObject(withLog) {
     pid: process.pid,
     total: state.total,
     rate_limited: state.rateLimited,
+    injected: Object.assign({}, state.injected),
     paths: Object.assign({}, state.paths),
     in_flight: state.inFlight,
     max_in_flight: state.maxInFlight,
@@ -932,6 +1046,9 @@ function reset() {
   barrierFailAll('mock barrier: reset while this request was held');
   state.total = 0;
   state.rateLimited = 0;
+  state.injected = Object.create(null);
+  state.faultRng = null;
+  state.faultSeed = null;
   state.rateBucket = null;
   state.paths = Object.create(null);
   state.maxInFlight = state.inFlight;
