@@ -318,7 +318,9 @@ function Client:call(start, loop, request, stream, max_retries)
     end
     err.attempts = attempts
     local wait
-    if attempts <= max_retries and not delivered and not err.partial_text then
+    -- a reader's own error carries partial_text = "" when no text came:
+    -- that is no text, and a retry loses nothing
+    if attempts <= max_retries and not delivered and (err.partial_text or "") == "" then
       wait = retry.decide(err, attempts - 1, self.max_retry_after)
     end
     if wait == nil then return nil, err end
