@@ -12,19 +12,6 @@ LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;"
 LUA_CPATH="$ROOT/build/$v/?.so;;"
 export LUA_PATH LUA_CPATH
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-dir="$(mktemp -d /tmp/owl-game.XXXXXX)"
-node spec/mock/server.js --port 0 --port-file "$dir/ports" --parent-pid $$ --max-lifetime 300 >"$dir/log" 2>&1 &
-pid=$!
-trap 'kill "$pid" 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
-i=0
-while [ ! -s "$dir/ports" ] || ! grep -q '^pid=' "$dir/ports"; do
-  i=$((i + 1))
-  if [ "$i" -gt 100 ] || ! kill -0 "$pid" 2>/dev/null; then
-    echo "game_loop: the mock server did not start:" >&2
-    cat "$dir/log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
-port="$(sed -n 's/^port=//p' "$dir/ports")"
+. examples/start_mock.sh
+start_mock "game_loop"
 OWL_BASE_URL="http://127.0.0.1:$port/v1" "$lua" examples/game_loop.lua

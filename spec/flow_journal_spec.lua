@@ -16,13 +16,7 @@ local LUA = type(jit) == "table" and "luajit" or ("lua" .. _VERSION:match("%d+%.
 -- the plain build: under check-mem the child runs without the memory tools
 local BUILD = "build/" .. (type(jit) == "table" and "jit" or _VERSION:match("%d+%.%d+"))
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = require("support.files").read_if
 
 local function lines_of(path)
   local out = {}

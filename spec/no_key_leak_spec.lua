@@ -73,13 +73,7 @@ local function assert_no_key(where, ...)
   return #all
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = require("support.files").read_if
 
 -- The journals (none yet) grepped like the rest.
 local function grep_files(where)

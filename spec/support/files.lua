@@ -9,4 +9,13 @@ function files.read(path)
   return s
 end
 
+-- The whole file, or nil when it cannot be opened (not there yet).
+function files.read_if(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
 return files

@@ -45,13 +45,7 @@ local function first_line(cmd)
   return out:match("^[^\n]*")
 end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = require("support.files").read_if
 
 -- The repository root, from where this file was loaded, made absolute so
 -- that the paths handed to the server do not depend on its working directory.
