@@ -34,10 +34,18 @@ for name, key in pairs(KEYS) do
   NEEDLES[#NEEDLES + 1] = { name .. " (second half)", tail:sub(math.floor(#tail / 2) + 1) }
 end
 
--- Journal files to grep with everything else. owl.run{journal = FILE} and
--- `bin/owl run --journal FILE` (§4) are not there yet: when they are, each
--- flow below that runs with a journal adds its file here (see grep_files).
+-- Journal files to grep with everything else: each flow below runs with a
+-- journal (owl.run{journal = FILE}, `bin/owl run --journal FILE`) and
+-- grep_files reads every one of them.
 local JOURNAL_FILES = {}
+
+-- A fresh journal path for one flow, grepped by grep_files.
+local function journal_file()
+  local path = os.tmpname()
+  os.remove(path) -- owl.run makes it
+  JOURNAL_FILES[#JOURNAL_FILES + 1] = path
+  return path
+end
 
 -- Every string reachable from v: table keys and values, deeply, once per
 -- table; an owl error's one-line form too; numbers and booleans as text.
@@ -75,11 +83,13 @@ end
 
 local read_file = require("support.files").read_if
 
--- The journals (none yet) grepped like the rest.
+-- The journals grepped like the rest, then removed.
 local function grep_files(where)
   for _, path in ipairs(JOURNAL_FILES) do
     assert_no_key(where .. ": journal " .. path, assert(read_file(path), "no journal " .. path))
+    os.remove(path)
   end
+  JOURNAL_FILES = {}
 end
 
 -- The key the mock received on its last n requests, from the credential
@@ -183,7 +193,7 @@ describe("no API key leaks", function()
             server:script(script)
             local events = {}
             local result, err = owl.run(client(), "Write a word counter in Lua.", { max_retries = 0,
-              on_event = function(ev, data) events[#events + 1] = { ev, data } end })
+              journal = journal_file(), on_event = function(ev, data) events[#events + 1] = { ev, data } end })
             assert.is_nil(result)
             assert.is_true(errors.is(err))
             assert_sent(server, key, at)
@@ -205,6 +215,19 @@ describe("no API key leaks", function()
         assert_sent(server, key, 4)
         assert_no_key("owl.run with stream", events, err, err.partial)
         grep_files("owl.run with stream")
+      end)
+
+      it("owl.run with a journal: a worker's answer echoing the key stays out of the journal", function()
+        server:script{ {}, { text = "the key you sent is " .. key } }
+        local path = journal_file()
+        -- (the result is the caller's own data, the model's words as they
+        -- came: only what goes to a file or a screen is redacted)
+        assert(owl.run(client(), "Write a word counter in Lua.", { journal = path }))
+        assert_sent(server, key, 5)
+        -- the journal holds the answers (one line a call), but not the key
+        local text = assert(read_file(path))
+        assert.truthy(text:find("the key you sent is", 1, true), text:sub(1, 300))
+        grep_files("owl.run with a journal")
       end)
 
       it("owl.run that succeeds: no key in the result or the events", function()
@@ -278,7 +301,8 @@ describe("no API key leaks", function()
           it("bin/owl run " .. table.concat(flags, " ") .. ": a worker fails echoing the key", function()
             -- the plan, one worker that answers, one that fails echoing the key
             server:script{ {}, {}, stream and stream_error(provider, key) or faults(provider, key)["401 echoing the key"] }
-            local cmd = env_prefix() .. " timeout 60 " .. LUA .. " bin/owl run"
+            local cmd = env_prefix() .. " timeout 60 " .. LUA .. " bin/owl run --journal "
+              .. mock.shell_quote(journal_file())
             for _, f in ipairs(flags) do cmd = cmd .. " " .. mock.shell_quote(f) end
             local out_file, err_file = os.tmpname(), os.tmpname()
             local ok = mock.run(cmd .. " 'Write a word counter in Lua.' </dev/null >" .. mock.shell_quote(out_file)
