@@ -496,9 +496,15 @@ describe("the fault matrix", function()
     other:stop()
   end)
 
+  -- OWL_SHORT=1 (make test on 5.3 and 5.1): each row once, for its first
+  -- provider and mode; 5.4 and LuaJIT run every provider and mode
+  local function short(list)
+    if os.getenv("OWL_SHORT") == "1" then return { list[1] } end
+    return list
+  end
   for _, row in ipairs(ROWS) do
-    for _, provider in ipairs(row.providers or { "openai", "anthropic" }) do
-      for _, stream in ipairs(row.modes or BOTH) do
+    for _, provider in ipairs(short(row.providers or { "openai", "anthropic" })) do
+      for _, stream in ipairs(short(row.modes or BOTH)) do
         it(row.name .. " [" .. provider .. (stream and ", stream" or "") .. "]", function()
           server:reset()
           other:reset()

@@ -4,9 +4,10 @@
 # the sum over all suites (CI reads it; busted's own summary it does not).
 #
 #   spec/run.sh             luacheck and the clang build, the fuzz targets for
-#                           10 s each, the specs on Lua 5.4, 5.3, 5.1 and
-#                           LuaJIT, then check-mem
-#   spec/run.sh --mem-only  check-mem alone: the canary, then valgrind and ASan/UBSan
+#                           10 s each, the specs on Lua 5.4 then 5.3 beside
+#                           LuaJIT then 5.1 (two lanes; 5.3 and 5.1 with
+#                           OWL_SHORT=1, see lane_54), then check-mem
+#   spec/run.sh --mem-only  check-mem alone: the canaries, then valgrind beside ASan/UBSan
 #   spec/run.sh --lua 5.4 [spec files]   the specs on one Lua (5.4, 5.3, 5.1 or jit)
 #   spec/run.sh --fuzz-only  the fuzz checks alone (each libFuzzer target 10 s)
 #
@@ -53,6 +54,40 @@ lua_bin() { case "$1" in jit) echo luajit ;; *) echo "lua$1" ;; esac; }
 run_lua() { # run_lua VERSION [spec files...]
   local v="$1" bin; shift; bin="$(lua_bin "$v")"
   OWL_BUILD_DIR="build/$v" run_suite "$bin" "$bin" /usr/bin/busted "$@"
+}
+
+# --- lanes -------------------------------------------------------------------
+# Suites run two at a time, in lanes side by side: the machine has 2 cores,
+# and much of a suite's time is waiting on sockets and timers. Each lane's
+# output goes to its own log, printed whole once both are done so nothing
+# interleaves; its counts add to the total. A lane that dies without
+# counting is one failure.
+lanes=()
+lane_dir=""
+start_lane() { # start_lane NAME CMD...: CMD (a function of this script) in the background
+  local name="$1"; shift
+  [ -n "$lane_dir" ] || lane_dir="$(mktemp -d /tmp/owl-lanes.XXXXXX)"
+  echo "== lane $name: $* (its output follows when it ends)"
+  ( total_pass=0; total_fail=0; summary=()
+    "$@" >"$lane_dir/$name.log" 2>&1
+    echo "$total_pass $total_fail" >"$lane_dir/$name.totals"
+    printf '%s\n' "${summary[@]}" >"$lane_dir/$name.summary" ) &
+  lanes+=("$name")
+}
+join_lanes() {
+  wait
+  local name p f line
+  for name in "${lanes[@]}"; do
+    cat "$lane_dir/$name.log"
+    if [ -s "$lane_dir/$name.totals" ]; then
+      read -r p f <"$lane_dir/$name.totals"
+    else
+      p=0; f=1; echo "lane $name: ended without its counts"
+    fi
+    total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+    while IFS= read -r line; do [ -n "$line" ] && summary+=("$line"); done <"$lane_dir/$name.summary"
+  done
+  rm -rf "$lane_dir"; lane_dir=""; lanes=()
 }
 
 # check(NAME, CMD...): a single pass/fail check outside busted.
@@ -133,11 +168,26 @@ run_mem() {
   make --no-print-directory LUA_VERSION=5.4 BUILD=build/asan \
     CFLAGS="$MEM_CFLAGS -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
     EXTRA_CFLAGS=-DOWL_CANARY EXTRA_LDFLAGS="-fsanitize=address,undefined" build >/dev/null || return 1
+  start_lane valgrind mem_valgrind
+  start_lane asan mem_asan
+  join_lanes
+}
+mem_valgrind() {
   OWL_BUILD_DIR=build/mem check canary-vg canary_leaks "${VALGRIND[@]}"
-  OWL_BUILD_DIR=build/asan check canary-asan canary_leaks "${asan_env[@]}"
   OWL_BUILD_DIR=build/mem OWL_UNDER_VALGRIND=1 run_suite valgrind "${VALGRIND[@]}" lua5.4 /usr/bin/busted "${MEM_SPECS[@]}"
+}
+mem_asan() {
+  OWL_BUILD_DIR=build/asan check canary-asan canary_leaks "${asan_env[@]}"
   OWL_BUILD_DIR=build/asan run_suite asan "${asan_env[@]}" lua5.4 /usr/bin/busted "${MEM_SPECS[@]}"
 }
+
+# The four Luas in two lanes. 5.4 (scripts, the CLI) and LuaJIT (Neovim,
+# game engines) run every spec in full; 5.3 and 5.1 run them with
+# OWL_SHORT=1, where the slowest spec, the fault matrix, takes each fault
+# once (one provider, one mode) instead of for every provider and mode:
+# every row still runs on every Lua.
+lane_54() { run_lua 5.4; OWL_SHORT=1 run_lua 5.3; }
+lane_jit() { run_lua jit; OWL_SHORT=1 run_lua 5.1; }
 
 mode="all"; only=""
 case "${1:-}" in
@@ -149,7 +199,7 @@ case "${1:-}" in
 esac
 
 case "$mode" in
-  all) run_static; run_fuzz; for v in 5.4 5.3 5.1 jit; do run_lua "$v"; done; run_mem ;;
+  all) run_static; run_fuzz; start_lane lua-5.4-5.3 lane_54; start_lane lua-jit-5.1 lane_jit; join_lanes; run_mem ;;
   one) run_lua "$only" ${files[@]+"${files[@]}"} ;;
   mem) run_mem ;;
   fuzz) run_fuzz ;;

@@ -164,8 +164,9 @@ describe("streamed chat", function()
   end)
 
   it("bounds the silence between bytes, not the length of the answer", function()
-    -- a byte every 30 ms for well over a second, with timeout = 0.5: fine
-    local c = client({ ["x-mock-fault"] = "drip", ["x-mock-drip-ms"] = "30" }, { timeout = 0.5 })
+    -- a byte every 2 ms for well over a second (the body is about a
+    -- thousand bytes), with timeout = 0.5: fine
+    local c = client({ ["x-mock-fault"] = "drip", ["x-mock-drip-ms"] = "2" }, { timeout = 0.5 })
     local started = core.now()
     local res = assert(ask(c, "slow but steady"))
     assert.is_true(core.now() - started > 1, "the stream took " .. (core.now() - started) .. " s")

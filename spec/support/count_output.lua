@@ -54,6 +54,26 @@ return function()
     return nil, true
   end
 
+  -- OWL_SPEC_TIMES=FILE: each spec file's wall time is appended there
+  -- ("seconds name"), to find what makes the suite slow.
+  local times_path = os.getenv("OWL_SPEC_TIMES")
+  if times_path and times_path ~= "" then
+    local clock = require("socket").gettime
+    local started = {}
+    busted.subscribe({ "file", "start" }, function(file)
+      started[file.name] = clock()
+      return nil, true
+    end)
+    busted.subscribe({ "file", "end" }, function(file)
+      local f = io.open(times_path, "a")
+      if f and started[file.name] then
+        f:write(string.format("%.1f %s\n", clock() - started[file.name], file.name))
+        f:close()
+      end
+      return nil, true
+    end)
+  end
+
   busted.subscribe({ "test", "end" }, handler.testEnd, { predicate = handler.cancelOnPending })
   busted.subscribe({ "failure", "it" }, handler.failureTest)
   busted.subscribe({ "error", "it" }, handler.errorTest)
