@@ -236,6 +236,18 @@ describe("owl.validate", function()
     valid(Plan, value)
   end)
 
+  -- Regression: S.validate(declaration, value) used to read the declaration
+  -- as a JSON Schema with no keyword it knew, and passed every value.
+  it("takes a declaration as well as its JSON Schema, with the same verdicts", function()
+    local decl = S.object{ { "name", S.string{ minLength = 1 } } }
+    assert.is_true((S.validate(decl, { name = "x" })))
+    local ok, problems = S.validate(decl, { name = 5 })
+    assert.is_false(ok)
+    assert.equal("/name", problems[1].path)
+    assert.is_false((S.validate(decl, { name = "" })))
+    assert.is_false((S.validate(decl, { name = "x", extra = 1 })))
+  end)
+
   it("collects every error with its JSON pointer", function()
     local value = assert(json.decode([[{"objective":"","subtasks":[
       {"name":"ok","description":"fine","depends_on":null},

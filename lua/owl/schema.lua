@@ -335,7 +335,22 @@ function to_json(d)
 end
 S.to_json = to_json
 
--- validate(json_schema, value) -> true, or false and { { path, message }, ... }
-S.validate = validate.validate
+-- validate(schema, value) -> true, or false and { { path, message }, ... }.
+-- schema is a JSON Schema table or a declaration; a declaration is turned
+-- into its JSON Schema once and that is kept for it (declarations are not
+-- changed once built). Read as a JSON Schema, a declaration would have no
+-- keyword owl.validate knows, and pass every value.
+local converted = setmetatable({}, { __mode = "k" })
+function S.validate(s, value)
+  if is_decl(s) then
+    local json_schema = converted[s]
+    if json_schema == nil then
+      json_schema = build(s)
+      converted[s] = json_schema
+    end
+    s = json_schema
+  end
+  return validate.validate(s, value)
+end
 
 return S
