@@ -364,7 +364,7 @@ static int write_sse(owl_transfer *t, const char *ptr, size_t n) {
     t->feeding = code >= 200 && code <= 299;
   }
   if (!t->feeding) return owl_buf_append(&t->response, ptr, n);
-  /* the kept bytes at their exact size: doubling would give 8 KiB each */
+  /* the kept bytes at their exact size: doubling would give twice that */
   if (t->response.cap == 0 && !owl_buf_reserve_exact(&t->response, OWL_SSE_KEEP)) return 0;
   if (t->response.len >= OWL_SSE_KEEP) keep = 0;
   else if (keep > OWL_SSE_KEEP - t->response.len) keep = OWL_SSE_KEEP - t->response.len;

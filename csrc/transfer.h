@@ -113,8 +113,10 @@ struct owl_transfer {
 #define OWL_NO_RUN ((size_t)-1)
 #define OWL_MAX_HEADER_BYTES ((size_t)256 * 1024)
 /* The raw body a 2xx sse stream keeps, for diagnostics: its events are the
- * answer, and a long stream must not be held twice. */
-#define OWL_SSE_KEEP ((size_t)4 * 1024)
+ * answer, and a long stream must not be held twice. An error quotes 200
+ * bytes of it, redacted: the rest is room to see a secret that starts
+ * inside the quote whole. A thousand streams in flight hold this each. */
+#define OWL_SSE_KEEP ((size_t)1024)
 
 /* A new transfer userdata on the stack, state OWL_NEW. */
 owl_transfer *owl_transfer_push(lua_State *L);

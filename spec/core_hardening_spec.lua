@@ -276,7 +276,7 @@ describe("responses over HTTP", function()
       assert.equal("sse: a line is longer than max_event_bytes (16777216 bytes)", message)
       assert.equal(200, t:status())
       assert.same({}, t:events())
-      assert.equal(4096, #t:body()) -- the first 4 KiB kept for diagnostics
+      assert.equal(1024, #t:body()) -- the first 1 KiB kept for diagnostics
     end)
   end)
 
