@@ -130,8 +130,18 @@ function prompts.copy()
 end
 
 -- A template split once into literal pieces and placeholder names:
--- { "lit", {name = "x"}, "lit", ... }.
+-- { "lit", {name = "x"}, "lit", ... }. A flow renders the same few
+-- templates once per worker (a thousand times at a thousand workers), so
+-- parsed templates are kept by their text; the tokens are never changed
+-- after parsing. The cache is emptied when it reaches PARSED_MAX entries:
+-- a caller rendering ever new templates cannot grow it without bound.
+local PARSED_MAX = 256
+local parsed, nparsed = {}, 0
+
 local function parse(template)
+  local cached = parsed[template]
+  if cached then return cached end
+  if nparsed >= PARSED_MAX then parsed, nparsed = {}, 0 end
   local tokens = {}
   local pos = 1
   while true do
@@ -142,6 +152,7 @@ local function parse(template)
     pos = e + 1
   end
   if pos <= #template then tokens[#tokens + 1] = template:sub(pos) end
+  parsed[template], nparsed = tokens, nparsed + 1
   return tokens
 end
 
