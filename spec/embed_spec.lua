@@ -125,6 +125,62 @@ describe("embedding", function()
       assert.is_true(steps > 3)
     end)
 
+    it("splits a long piece of Lua work at its checkpoints over several steps", function()
+      local done_items = 0
+      local t = owl.spawn(function()
+        owl.sleep(0) -- from here on, the task runs in the steps below
+        for _ = 1, 2000 do
+          -- about 20 us of work an item: 40 ms in all, 1 ms a step
+          local stop = core.now() + 0.00002
+          while core.now() < stop do end
+          done_items = done_items + 1
+          owl.checkpoint()
+        end
+        return "all"
+      end)
+      local steps, most = 0, 0
+      while not t:done() do
+        local before = done_items
+        owl.step(1)
+        steps = steps + 1
+        most = math.max(most, done_items - before)
+        assert.is_true(steps < 100000, "the task does not end")
+      end
+      assert.equal("all", (t:wait()))
+      assert.equal(2000, done_items)
+      assert.is_true(steps >= 10, "the work took " .. steps .. " steps")
+      assert.is_true(most < 2000, "one step did all the work")
+    end)
+
+    it("validates a 1000-subtask plan over several steps, with the same verdict", function()
+      local task = require("owl.task")
+      local plan_stage = require("owl.flow.plan")
+      local schema = require("owl.schema")
+      local subtasks = {}
+      for i = 1, 1000 do subtasks[i] = { name = "part_" .. i, description = "part " .. i } end
+      local plan = { objective = "o", subtasks = subtasks }
+      local yields = 0
+      local t = owl.spawn(function()
+        owl.sleep(0) -- from here on, the task runs in the steps below
+        local ok = schema.validate(plan_stage.schema, plan)
+        subtasks[500].name = 5 -- now invalid, at its 500th item
+        local bad, problems = schema.validate(plan_stage.schema, plan)
+        return ok, bad, problems
+      end)
+      while not t:done() do
+        owl.step(0) -- a spent budget: every checkpoint pauses
+        yields = yields + 1
+      end
+      local ok, bad, problems = t:wait()
+      assert.is_true(ok)
+      assert.is_false(bad)
+      assert.equal("/subtasks/499/name", problems[1].path)
+      assert.is_true(yields > 10, "validation paused " .. yields .. " times")
+      -- outside a host's step, a checkpoint never pauses
+      assert.is_true((schema.validate(plan_stage.schema, { objective = "o", subtasks = { subtasks[1] } })))
+      assert.equal(0, task.pending().ready)
+    end)
+
     it("rejects a budget that is not a number from 0 to a day", function()
       assert.has_error(function() owl.step(-1) end,
         "owl.step: budget_ms must be a number from 0 to 86400000, got -1")

@@ -113,3 +113,28 @@ for _, provider in ipairs(F.providers) do
     end)
   end)
 end
+
+describe("owl.flow.dag.resolve", function()
+  local dag = require("owl.flow.dag")
+
+  it("runs a plan without dependencies in its order, with shared read-only empty lists", function()
+    local subtasks = {}
+    for i = 1, 300 do subtasks[i] = { name = "same", description = "d" } end -- names may repeat then
+    local order, deps, outside = dag.resolve(subtasks)
+    assert.equal(300, #order)
+    for i = 1, 300 do
+      assert.equal(i, order[i])
+      assert.equal(0, #deps[i])
+      assert.equal(0, #outside[i])
+    end
+    assert.has_error(function() deps[1][1] = 2 end, "owl.flow.dag: a resolved list is read-only")
+  end)
+
+  it("still refuses a depends_on that is no array, in a plan without dependencies", function()
+    local order, err = dag.resolve({ { name = "a", description = "d", depends_on = "b" },
+                                      { name = "b", description = "d" } })
+    assert.is_nil(order)
+    assert.equal("invalid", err.kind)
+    assert.matches("subtask 'a': depends_on must be an array of subtask names, got string", err.message, 1, true)
+  end)
+end)

@@ -40,6 +40,9 @@ local owl = {
   -- owl.step(budget_ms): one non-blocking turn for a host's frame loop
   -- (docs/api.md "Driving owl from a host")
   step = task.host_step,
+  -- owl.checkpoint(): where a long loop in a task may pause while a
+  -- host's step budget is spent (owl.task.checkpoint)
+  checkpoint = task.checkpoint,
   -- owl.on_task_error(fn): who hears of a task that failed while a host
   -- drives owl and nobody waited for it (default: stderr)
   on_task_error = task.on_task_error,

@@ -9,6 +9,8 @@
 -- such as an array of names): a table is written as JSON.
 local prompts = {}
 
+local checkpoint = require("owl.task").checkpoint
+
 local DEFAULTS = {
   orchestrator = {
     system = table.concat({
@@ -257,6 +259,7 @@ function prompts.sections(section_template, items, label)
   local tokens = parse(section_template)
   local out = {}
   for i = 1, #items do
+    if i % 64 == 0 then checkpoint() end -- a thousand sections do not hold a host's frame
     local item = items[i]
     if type(item) ~= "table" then
       error("owl.prompts: " .. label .. ": item " .. i .. " is a " .. type(item) .. ", not a table", 2)

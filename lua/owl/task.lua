@@ -126,20 +126,21 @@ end
 -- themselves: each pass takes the queue as it stands.
 -- Under owl.step's budget it stops once the deadline has passed and keeps
 -- the rest, in order, for the next step.
-flush = function()
+flush = function(first_free)
   local deferred = {}
   while #ready > 0 do
     local batch = ready
     ready = {}
     for i = 1, #batch do
       local task = batch[i]
-      if deadline and core.now() >= deadline then
+      if deadline and not first_free and core.now() >= deadline then
         for j = i, #batch do deferred[#deferred + 1] = batch[j] end
         for j = 1, #ready do deferred[#deferred + 1] = ready[j] end
         ready = {}
         break
       end
       if coroutine.status(task.co) == "suspended" then
+        first_free = nil
         resume(task)
       else
         deferred[#deferred + 1] = task
@@ -362,30 +363,45 @@ end
 -- acts on ready sockets, resumes tasks, fires timers and starts queued
 -- transfers until budget_ms has passed (at least one thing moves); the
 -- rest waits for the next call. For a host's frame loop.
+--
+-- The budget is shared: the loops' turn (poll over every socket, at least
+-- one socket acted on and one queued transfer started, so that transfers
+-- never starve) costs what it costs, so tasks get what is left of the
+-- budget once that turn's usual cost (a running average) and a tenth of
+-- the budget for the last task's overrun are set aside; at least one ready
+-- task is resumed per step, so that tasks never starve either.
+local IO_SHARE_MAX = 0.5 -- of the budget, at most, set aside for the loops
+local io_cost = 0        -- seconds: running average of a budgeted loop turn
+
 function M.host_step(budget_ms)
   if type(budget_ms) ~= "number" or not (budget_ms >= 0 and budget_ms <= 86400000) then
     error("owl.step: budget_ms must be a number from 0 to 86400000, got " .. tostring(budget_ms), 2)
   end
   hosted = true
   local start = core.now()
+  local budget = budget_ms / 1000
+  local stop = start + budget
   local outer = deadline
-  deadline = start + budget_ms / 1000
+  deadline = stop - 0.1 * budget - math.min(io_cost, IO_SHARE_MAX * budget)
   local ok, err = pcall(function()
     local loops = M.loops()
     -- tasks left from the last step go first: their work is older
     fire_timers()
-    flush()
+    local moved = #ready > 0
+    flush(true)
     for i = 1, #loops do
       local loop = loops[i]
       if loop:is_closed() then
         release_closed(loop)
       else
-        local left = (deadline - core.now()) * 1000
+        local t0 = core.now()
+        local left = (stop - t0) * 1000
         M.deliver(loop:step(0, left > 0 and left or 0))
+        io_cost = 0.8 * io_cost + 0.2 * (core.now() - t0)
       end
     end
     fire_timers()
-    flush()
+    flush(not moved)
   end)
   deadline = outer
   if not ok then error(err, 0) end
@@ -423,6 +439,20 @@ local function yieldable()
     end
     level = level + 1
   end
+end
+
+-- task.checkpoint(): a place where a long piece of Lua work (a thousand
+-- subtasks validated, spawned or rendered) may pause. While a host's
+-- budget runs (owl.step, owl.uv) and is spent, the running task yields and
+-- goes back to the ready queue, resumed by a later step: no frame waits for
+-- the whole of it. Anywhere else (no budget, no task, no yield possible
+-- here) it returns at once, and costs one comparison when no host drives.
+function M.checkpoint()
+  if deadline == nil or core.now() < deadline then return end
+  local task = M.current()
+  if task == nil or not yieldable() then return end
+  ready[#ready + 1] = task
+  coroutine.yield(WAIT)
 end
 
 local CANNOT_YIELD = "owl: cannot wait for a call here: this task is inside pcall or a C function, "

@@ -20,6 +20,10 @@
 -- its $id / $anchor / $ref resolve to is cached per root schema table.
 
 local json = require("owl.json")
+-- a long array (a plan of a thousand subtasks) pauses at a checkpoint now
+-- and then, so that a host's frame budget holds (owl.task.checkpoint)
+local checkpoint = require("owl.task").checkpoint
+local CHECKPOINT_EVERY = 64
 
 local null = json.null
 local array_mt = json.array_mt
@@ -589,6 +593,7 @@ local function check_array(st, s, v, errs)
       add(st, errs, format("expected at most %d item%s, got %d", np, np == 1 and "" or "s", n))
     else
       for i = np + 1, n do
+        if i % CHECKPOINT_EVERY == 0 then checkpoint() end
         st.n = st.n + 1
         path[st.n] = i - 1
         local good = check(st, items, v[i], errs)

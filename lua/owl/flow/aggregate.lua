@@ -44,6 +44,7 @@ end
 function M.groups(items, max)
   local groups, cur, size = {}, nil, 0
   for i, item in ipairs(items) do
+    if i % 64 == 0 then task.checkpoint() end -- a thousand outputs do not hold a host's frame
     local t = M.estimate(item.output) + M.estimate(item.name)
     if cur and #cur.items >= 2 and size + t > max then cur = nil end
     if not cur then
@@ -61,10 +62,12 @@ end
 local function merge(ctx, objective, items, info)
   local agg = ctx.prompts.aggregator
   local vars = { problem = ctx.problem, objective = objective }
+  local outputs = prompts.sections(agg.section, items, "aggregator.section")
+  task.checkpoint()
   local pieces = prompts.render_pieces(agg.user, {
-    problem = ctx.problem, objective = objective,
-    outputs = prompts.sections(agg.section, items, "aggregator.section"),
+    problem = ctx.problem, objective = objective, outputs = outputs,
   }, "aggregator.user")
+  task.checkpoint()
   local request = {
     model = ctx:model_for("aggregator"),
     messages = {
@@ -150,6 +153,7 @@ end
 function M.items(subtasks, outputs)
   local items = {}
   for i, st in ipairs(subtasks) do
+    if i % 64 == 0 then task.checkpoint() end
     items[i] = { name = st.name, output = outputs[i] or "(no result: this subtask failed)" }
   end
   return items

@@ -12,6 +12,7 @@ local prompts = require("owl.prompts")
 local json = require("owl.json")
 local text = require("owl.text")
 local limits = require("owl.flow.limits")
+local task = require("owl.task")
 
 local Context = {}
 Context.__index = Context
@@ -50,6 +51,7 @@ end
 function Context:add(subtasks)
   local at, p = {}, self.partial
   for i, st in ipairs(subtasks) do
+    if i % 64 == 0 then task.checkpoint() end -- a long plan does not hold a host's frame
     local k = self.position[st]
     if not k then
       k = #p.subtasks + 1

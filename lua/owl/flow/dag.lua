@@ -3,6 +3,7 @@
 -- name that is no subtask, a repeated name, or a cycle makes the plan
 -- invalid, with an error naming them, before any worker is paid for.
 local errors = require("owl.errors")
+local checkpoint = require("owl.task").checkpoint
 
 local M = {}
 
@@ -60,11 +61,29 @@ end
 -- of an earlier round with that name, or nil. deps[i] lists the indices (in
 -- subtasks) subtask i waits for; outside[i] the earlier subtasks' run
 -- indices it reads; order lists every index after all it depends on.
+local NONE = setmetatable({}, { __newindex = function() error("owl.flow.dag: a resolved list is read-only", 2) end })
+
 function M.resolve(subtasks, earlier)
   local n = #subtasks
   local index = {}
   local used = M.has_dependencies(subtasks)
+  if not used then
+    -- the usual plan: every subtask runs at once, and a thousand of them
+    -- need no lists of their own (a depends_on that is no array still
+    -- gets its error below)
+    local order, deps = {}, {}
+    for i = 1, n do
+      local st = subtasks[i]
+      if type(st) == "table" and st.depends_on ~= nil and type(st.depends_on) ~= "table" then
+        order = nil
+        break
+      end
+      order[i], deps[i] = i, NONE
+    end
+    if order then return order, deps, deps end
+  end
   for i, st in ipairs(subtasks) do
+    if i % 64 == 0 then checkpoint() end -- a long plan does not hold a host's frame
     if used and index[st.name] then
       return invalid("two subtasks are named " .. quote(st.name) .. " (" .. index[st.name] .. " and " .. i
         .. "); depends_on needs every name to be unique")
@@ -75,6 +94,7 @@ function M.resolve(subtasks, earlier)
   local unknown = {}
   for i = 1, n do deps[i], outside[i], dependents[i] = {}, {}, {} end
   for i, st in ipairs(subtasks) do
+    if i % 64 == 0 then checkpoint() end
     local d = st.depends_on
     if d ~= nil and type(d) ~= "table" then
       return invalid("subtask " .. quote(st.name) .. ": depends_on must be an array of subtask names, got " .. type(d))

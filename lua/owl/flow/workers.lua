@@ -215,7 +215,10 @@ function M.run(ctx, plan, subtasks)
   end
 
   -- spawned in dependency order, so a task waits only for tasks that exist
-  for _, i in ipairs(order) do tasks[i] = task.spawn(worker, i) end
+  for _, i in ipairs(order) do
+    tasks[i] = task.spawn(worker, i)
+    task.checkpoint() -- a thousand spawns do not hold a host's frame
+  end
   for i = 1, n do
     -- a worker task returns nothing; an error raised in it is a bug in a
     -- callback (on_event) or in this code: never swallowed
