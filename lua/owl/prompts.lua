@@ -201,6 +201,7 @@ local function append(out, value, name, label, splice, level)
     out[#out + 1] = as_json(value, name, label, level + 1)
   elseif t == "table" then
     for i = 1, #value do
+      if i % 256 == 0 then checkpoint() end -- a thousand outputs' pieces
       local p = value[i]
       if type(p) == "number" then p = tostring(p) end
       if type(p) ~= "string" then

@@ -13,6 +13,7 @@
 -- their reset when a window runs out (x-ratelimit-*, anthropic-ratelimit-*).
 local core = require("owl.core")
 local retry = require("owl.retry")
+local checkpoint = require("owl.task").checkpoint
 
 local M = {}
 
@@ -66,7 +67,8 @@ local function content_length(c)
   if type(c) == "string" then return #c end
   if type(c) ~= "table" then return 0 end
   local n = 0
-  for _, part in ipairs(c) do
+  for i, part in ipairs(c) do
+    if i % 256 == 0 then checkpoint() end -- an aggregator's thousand outputs
     if type(part) == "string" then
       n = n + #part
     elseif type(part) == "table" then

@@ -9,6 +9,7 @@ local errors = require("owl.errors")
 local schema = require("owl.schema")
 local prompts = require("owl.prompts")
 local dag = require("owl.flow.dag")
+local task = require("owl.task")
 
 local M = {}
 
@@ -144,6 +145,9 @@ function M.run(ctx, json_schema, max_subtasks)
     res, err = ctx:call("orchestrator", "the orchestrator", request,
       function(loop) return core.orchestrate(loop, ctx:spec_of(request)) end)
     if not res then return nil, err end
+    -- a plan of a thousand subtasks takes a while to decode and check: not
+    -- in the host's frame that received it
+    task.checkpoint()
     local value
     value, err = json.decode(res.text)
     if value == nil then
