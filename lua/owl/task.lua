@@ -99,7 +99,9 @@ local function wake_waiters(task)
 end
 
 -- Resumes one task and records how it ended, if it did.
+local resumes = 0 -- how many so far: owl.step tells whether it moved a task
 local function resume(task)
+  resumes = resumes + 1
   local r = pack(coroutine.resume(task.co))
   if coroutine.status(task.co) == "dead" then
     if r[1] then
@@ -364,14 +366,21 @@ end
 -- transfers until budget_ms has passed (at least one thing moves); the
 -- rest waits for the next call. For a host's frame loop.
 --
--- The budget is shared: the loops' turn (poll over every socket, at least
--- one socket acted on and one queued transfer started, so that transfers
--- never starve) costs what it costs, so tasks get what is left of the
--- budget once that turn's usual cost (a running average) and a tenth of
--- the budget for the last task's overrun are set aside; at least one ready
--- task is resumed per step, so that tasks never starve either.
-local IO_SHARE_MAX = 0.5 -- of the budget, at most, set aside for the loops
-local io_cost = 0        -- seconds: running average of a budgeted loop turn
+-- The loops go first, with at most half the budget: their turn (a poll
+-- over every socket, at least one socket acted on and one queued transfer
+-- started, so that transfers never starve) costs what it costs, and is
+-- known once done. Tasks then get what is left, less a reserve for the
+-- last one's overrun: a task runs to its next wait or checkpoint, past the
+-- deadline by up to one unit of work. The reserve is learnt: the largest
+-- recent overrun (one that no reserve could absorb left out), decaying, at
+-- least a tenth of the budget and at most half of it. A step that could resume no ready task makes the next one
+-- resume one whatever it costs, so that tasks never starve either.
+local IO_SHARE = 0.5        -- of the budget, at most, for the loops' socket actions
+local RESERVE_MIN = 0.1     -- of the budget, the least kept for the overrun
+local RESERVE_MAX = 0.5     -- of the budget, the most
+local RESERVE_DECAY = 0.95  -- per step: an old overrun weighs less
+local overrun = 0           -- seconds: the decaying largest overrun past the deadline
+local starved = false
 
 function M.host_step(budget_ms)
   if type(budget_ms) ~= "number" or not (budget_ms >= 0 and budget_ms <= 86400000) then
@@ -382,26 +391,33 @@ function M.host_step(budget_ms)
   local budget = budget_ms / 1000
   local stop = start + budget
   local outer = deadline
-  deadline = stop - 0.1 * budget - math.min(io_cost, IO_SHARE_MAX * budget)
   local ok, err = pcall(function()
     local loops = M.loops()
-    -- tasks left from the last step go first: their work is older
     fire_timers()
-    local moved = #ready > 0
-    flush(true)
     for i = 1, #loops do
       local loop = loops[i]
       if loop:is_closed() then
         release_closed(loop)
       else
-        local t0 = core.now()
-        local left = (stop - t0) * 1000
+        local left = math.min(stop - core.now(), IO_SHARE * budget) * 1000
         M.deliver(loop:step(0, left > 0 and left or 0))
-        io_cost = 0.8 * io_cost + 0.2 * (core.now() - t0)
       end
     end
     fire_timers()
-    flush(not moved)
+    local reserve = math.min(math.max(overrun, RESERVE_MIN * budget), RESERVE_MAX * budget)
+    deadline = stop - reserve
+    local waiting_tasks = #ready > 0
+    local before = resumes
+    flush(starved)
+    local moved = resumes > before
+    starved = waiting_tasks and not moved
+    if moved then
+      -- an overrun past the most a reserve may be (one long unit: a big
+      -- body encoded) would only starve the steps after it: left out
+      local over = core.now() - deadline
+      overrun = overrun * RESERVE_DECAY
+      if over > overrun and over <= RESERVE_MAX * budget then overrun = over end
+    end
   end)
   deadline = outer
   if not ok then error(err, 0) end
