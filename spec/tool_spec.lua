@@ -37,6 +37,21 @@ describe("owl.tool", function()
     assert.matches("b", why, 1, true)
   end)
 
+  it("tells whether a list holds any owl.tool (what each provider asks before writing a request's tools)", function()
+    local tool = require("owl.tool")
+    local t = owl.tool{ name = "a", description = "d", handler = handler }
+    local api_entry = { type = "function", ["function"] = { name = "f", parameters = { type = "object" } } }
+    assert.is_true(tool.any({ t }))
+    assert.is_true(tool.any({ api_entry, t }))
+    assert.is_false(tool.any({ api_entry }))
+    -- a table shaped like a tool is not one: only owl.tool{...} makes one
+    assert.is_false(tool.any({ { name = "a", description = "d", handler = handler } }))
+    assert.is_false(tool.any({}))
+    assert.is_false(tool.any(nil))
+    assert.is_false(tool.any("a"))
+    assert.is_false(tool.any(t)) -- a tool, not a list of tools
+  end)
+
   local cases = {
     { "not a table", "x", "owl.tool: expected a table" },
     { "an unknown field", { name = "a", description = "d", handler = handler, strict = true },
