@@ -6,6 +6,7 @@ local json = require("owl.json")
 local S = owl.schema
 local openai = require("owl.providers.openai")
 local anthropic = require("owl.providers.anthropic")
+local mock = require("support.mock")
 
 local function handler() return "ok" end
 
@@ -164,12 +165,7 @@ describe("the neutral tool transcript on the wire", function()
     assert.is_nil(body.messages[2].raw)
     -- OpenAI sends only the fields it knows, never the kept raw answer
     local o = openai.body(client("openai"), { messages = msgs })
-    assert.same({ "content", "role", "tool_calls" }, (function()
-      local keys = {}
-      for k in pairs(o.messages[2]) do keys[#keys + 1] = k end
-      table.sort(keys)
-      return keys
-    end)())
+    assert.same({ "content", "role", "tool_calls" }, mock.sorted_keys(o.messages[2]))
   end)
 
   it("Anthropic: tool_choice words become its objects; its own objects pass", function()

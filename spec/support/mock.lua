@@ -267,6 +267,15 @@ function mock.json_encode(v)
   return table.concat(out)
 end
 
+-- The keys of t, sorted: the fields of a decoded body, or the names of a
+-- table of cases, in one order to compare or to walk.
+function mock.sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
 -- ------------------------------------------------------------------ processes
 
 -- Whether pid runs. A zombie counts as gone: once the server has exited
