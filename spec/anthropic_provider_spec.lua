@@ -8,6 +8,7 @@
 local json = require("owl.json")
 local errors = require("owl.errors")
 local anthropic = require("owl.providers.anthropic")
+local mock = require("support.mock")
 
 local FIXTURES = "../shared/fixtures/real/"
 
@@ -37,13 +38,6 @@ local function client(fields)
 end
 
 local function msgs() return { { role = "user", content = "hi" } } end
-
-local function keys(t)
-  local out = {}
-  for k in pairs(t) do out[#out + 1] = k end
-  table.sort(out)
-  return out
-end
 
 -- A message body in the Messages API's shape.
 local function message(fields)
@@ -210,7 +204,7 @@ describe("owl.providers.anthropic", function()
                         stream = false, some_future_field = { a = 1 } }
       local body = anthropic.body(client(), request)
       assert.are.same({ "max_tokens", "messages", "metadata", "model", "some_future_field", "stop_sequences", "stream",
-                        "temperature", "thinking", "tool_choice", "tools" }, keys(body))
+                        "temperature", "thinking", "tool_choice", "tools" }, mock.sorted_keys(body))
       for k, v in pairs(request) do assert.are.equal(v, body[k], k) end
     end)
 
@@ -266,7 +260,7 @@ describe("owl.providers.anthropic", function()
     it("is a forced tool with the client's structured = 'tool'", function()
       local body = anthropic.body(client({ structured = "tool" }), { messages = msgs(), structured = structured })
       assert.are.equal(1, #body.tools)
-      assert.are.same({ "description", "input_schema", "name" }, keys(body.tools[1]))
+      assert.are.same({ "description", "input_schema", "name" }, mock.sorted_keys(body.tools[1]))
       assert.are.equal("plan", body.tools[1].name)
       assert.are.equal(SCHEMA, body.tools[1].input_schema)
       assert.is_string(body.tools[1].description)
