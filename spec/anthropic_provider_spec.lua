@@ -11,9 +11,6 @@ local anthropic = require("owl.providers.anthropic")
 local mock = require("support.mock")
 local transfer = require("support.transfer")
 
-local FIXTURES = transfer.FIXTURES
-local read_all = require("support.files").read
-
 local function client(fields)
   local c = { base_url = "https://api.example.test", model = "claude-test", timeout = 600, connect_timeout = 5 }
   for k, v in pairs(fields or {}) do c[k] = v end
@@ -310,20 +307,11 @@ describe("owl.providers.anthropic", function()
     }
 
     it("covers every non-streaming Anthropic fixture", function()
-      local p = assert(io.popen('ls "' .. FIXTURES .. '"'))
-      local seen = 0
-      for name in p:lines() do
-        if name:find("^anthropic%-") then
-          local fx = assert(json.decode(read_all(FIXTURES .. name)))
-          local streaming = fx.body:find("^data:") or fx.body:find("^event:")
-          if not streaming then
-            assert.is_truthy(ok[name] or failed[name], "no expectation written for " .. name)
-            seen = seen + 1
-          end
-        end
+      local names = transfer.recorded("anthropic")
+      for _, name in ipairs(names) do
+        assert.is_truthy(ok[name] or failed[name], "no expectation written for " .. name)
       end
-      p:close()
-      assert.are.equal(3, seen)
+      assert.are.equal(3, #names)
     end)
 
     for name, want in pairs(ok) do

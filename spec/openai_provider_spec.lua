@@ -3,13 +3,9 @@
 -- non-streaming OpenAI exchange in ../shared/fixtures/real/, and the
 -- expected values below were written out by reading each fixture, so a
 -- reader that got the shape wrong cannot agree with itself.
-local json = require("owl.json")
 local errors = require("owl.errors")
 local openai = require("owl.providers.openai")
 local transfer = require("support.transfer")
-
-local FIXTURES = transfer.FIXTURES
-local read_all = require("support.files").read
 
 local function client(fields)
   local c = { base_url = "https://api.example.test/v1", model = "gpt-test", timeout = 600, connect_timeout = 5 }
@@ -211,20 +207,11 @@ describe("owl.providers.openai", function()
     end)
 
     it("covers every non-streaming OpenAI fixture", function()
-      local p = assert(io.popen('ls "' .. FIXTURES .. '"'))
-      local seen = 0
-      for name in p:lines() do
-        if name:find("^openai%-") then
-          local fx = assert(json.decode(read_all(FIXTURES .. name)))
-          local streaming = fx.body:find("^data:") or fx.body:find("^event:")
-          if not streaming then
-            assert.is_truthy(ok[name] or failed[name], "no expectation written for " .. name)
-            seen = seen + 1
-          end
-        end
+      local names = transfer.recorded("openai")
+      for _, name in ipairs(names) do
+        assert.is_truthy(ok[name] or failed[name], "no expectation written for " .. name)
       end
-      p:close()
-      assert.are.equal(9, seen)
+      assert.are.equal(9, #names)
     end)
 
     for name, want in pairs(ok) do

@@ -5,13 +5,12 @@
 --   local transfer = require("support.transfer")
 --   openai.read(transfer.finished(429, { ["Retry-After"] = "7" }, body), client)
 --   local res, fx = transfer.fixture("openai-16-error-404-model-not-found.json")
+--   transfer.recorded("openai")   -- the names of OpenAI's non-streaming recordings
 local json = require("owl.json")
 local files = require("support.files")
+local mock = require("support.mock")
 
 local transfer = {}
-
--- The recorded exchanges, from the repository root (where busted runs).
-transfer.FIXTURES = "../shared/fixtures/real/"
 
 -- A transfer that finished with status, headers (names in any case) and
 -- body: status(), header(name), body([max]), size(), json().
@@ -27,11 +26,24 @@ function transfer.finished(status, headers, body)
   }
 end
 
--- The answer of the recorded exchange name as a finished transfer, and
--- the fixture decoded.
+-- The answer of the recorded exchange name (in ../shared/fixtures/real/)
+-- as a finished transfer, and the fixture decoded.
 function transfer.fixture(name)
-  local fx = assert(json.decode(files.read(transfer.FIXTURES .. name)))
+  local fx = assert(json.decode(files.read(mock.fixture_path(name))))
   return transfer.finished(fx.status, fx.headers, fx.body), fx
+end
+
+-- The names of provider's ("openai", "anthropic") recorded exchanges whose
+-- answer is one body, not a stream, sorted: what its reader must read.
+function transfer.recorded(provider)
+  local names = {}
+  for _, name in ipairs(mock.fixture_names()) do
+    if name:find("^" .. provider .. "%-") then
+      local _, fx = transfer.fixture(name)
+      if not (fx.body:find("^data:") or fx.body:find("^event:")) then names[#names + 1] = name end
+    end
+  end
+  return names
 end
 
 return transfer
