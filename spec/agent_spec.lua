@@ -5,6 +5,7 @@
 local owl = require("owl")
 local core = require("owl.core")
 local mock = require("support.mock")
+local flow = require("support.flow")
 local S = owl.schema
 
 local function user(text) return { { role = "user", content = text } } end
@@ -15,11 +16,7 @@ describe("owl.agent", function()
   teardown(function() server:stop() end)
   before_each(function() server:reset() end)
 
-  local add = owl.tool{
-    name = "add", description = "Adds two numbers.",
-    parameters = S.object{ { "a", S.number() }, { "b", S.number() } },
-    handler = function(args) return tostring(args.a + args.b) end,
-  }
+  local add = flow.add_tool()
 
   for _, provider in ipairs({ "openai", "anthropic" }) do
     for _, stream in ipairs({ false, true }) do

@@ -22,12 +22,6 @@ local function temp_dir()
   return (out:match("^[^\n]*"))
 end
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
 -- A tool called as owl.agent calls it: the arguments checked against its
 -- schema first, then the handler.
 local function call(tool, args)
@@ -66,7 +60,7 @@ end)
 describe("analysis dataset", function()
   it("finds blanks, bad numbers, duplicates and short rows, and keeps the rest as clean rows", function()
     local dir = temp_dir()
-    write(dir .. "/d.csv", "k,n\na,1\nb,x\na,1\nc,\n,2\nd,0x10\ne,1e3\nf,-2.5\ng\n")
+    files.write(dir .. "/d.csv", "k,n\na,1\nb,x\na,1\nc,\n,2\nd,0x10\ne,1e3\nf,-2.5\ng\n")
     local ds = assert(dataset.load(dir .. "/d.csv"))
     mock.run("rm -rf " .. q(dir))
     assert.same({ k = false, n = true }, ds.numeric)

@@ -11,13 +11,6 @@ local mock = require("support.mock")
 local MSG = { { role = "user", content = "hi" } }
 local LUA = type(jit) == "table" and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
 
-local function sorted_keys(t)
-  local k = {}
-  for name in pairs(t) do k[#k + 1] = name end
-  table.sort(k)
-  return k
-end
-
 describe("owl.client with provider anthropic", function()
   local server
   setup(function() server = mock.start() end)
@@ -91,7 +84,7 @@ describe("owl.client with provider anthropic", function()
       assert.equal("application/json", req.headers["content-type"])
       assert.is_nil(req.headers.authorization)
       local sent = mock.json_decode(req.body)
-      assert.same({ "max_tokens", "messages", "model", "system", "temperature" }, sorted_keys(sent))
+      assert.same({ "max_tokens", "messages", "model", "system", "temperature" }, mock.sorted_keys(sent))
       assert.equal("Be brief.", sent.system)
       assert.equal(1, #sent.messages)
       assert.same({ role = "user", content = "hi" }, sent.messages[1])

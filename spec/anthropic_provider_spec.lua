@@ -8,27 +8,8 @@
 local json = require("owl.json")
 local errors = require("owl.errors")
 local anthropic = require("owl.providers.anthropic")
-
-local FIXTURES = "../shared/fixtures/real/"
-
-local read_all = require("support.files").read
-
--- A stand-in for a finished core transfer: status(), header(), body(), json().
-local function fake_res(status, headers, body)
-  local lower = {}
-  for k, v in pairs(headers or {}) do lower[k:lower()] = v end
-  return {
-    status = function() return status end,
-    header = function(_, name) return lower[name:lower()] end,
-    body = function() return body end,
-    json = function() return json.decode(body) end,
-  }
-end
-
-local function fixture_res(name)
-  local fx = assert(json.decode(read_all(FIXTURES .. name)))
-  return fake_res(fx.status, fx.headers, fx.body), fx
-end
+local mock = require("support.mock")
+local transfer = require("support.transfer")
 
 local function client(fields)
   local c = { base_url = "https://api.example.test", model = "claude-test", timeout = 600, connect_timeout = 5 }
@@ -38,20 +19,13 @@ end
 
 local function msgs() return { { role = "user", content = "hi" } } end
 
-local function keys(t)
-  local out = {}
-  for k in pairs(t) do out[#out + 1] = k end
-  table.sort(out)
-  return out
-end
-
 -- A message body in the Messages API's shape.
 local function message(fields)
   local m = { id = "msg_1", type = "message", role = "assistant", model = "claude-test",
               content = json.array({}), stop_reason = "end_turn", stop_sequence = json.null,
               usage = { input_tokens = 3, output_tokens = 2 } }
   for k, v in pairs(fields or {}) do m[k] = v end
-  return fake_res(200, {}, json.encode(m))
+  return transfer.finished(200, {}, json.encode(m))
 end
 
 local SCHEMA = { type = "object", properties = {}, additionalProperties = false }
@@ -210,7 +184,7 @@ describe("owl.providers.anthropic", function()
                         stream = false, some_future_field = { a = 1 } }
       local body = anthropic.body(client(), request)
       assert.are.same({ "max_tokens", "messages", "metadata", "model", "some_future_field", "stop_sequences", "stream",
-                        "temperature", "thinking", "tool_choice", "tools" }, keys(body))
+                        "temperature", "thinking", "tool_choice", "tools" }, mock.sorted_keys(body))
       for k, v in pairs(request) do assert.are.equal(v, body[k], k) end
     end)
 
@@ -266,7 +240,7 @@ describe("owl.providers.anthropic", function()
     it("is a forced tool with the client's structured = 'tool'", function()
       local body = anthropic.body(client({ structured = "tool" }), { messages = msgs(), structured = structured })
       assert.are.equal(1, #body.tools)
-      assert.are.same({ "description", "input_schema", "name" }, keys(body.tools[1]))
+      assert.are.same({ "description", "input_schema", "name" }, mock.sorted_keys(body.tools[1]))
       assert.are.equal("plan", body.tools[1].name)
       assert.are.equal(SCHEMA, body.tools[1].input_schema)
       assert.is_string(body.tools[1].description)
@@ -333,25 +307,16 @@ describe("owl.providers.anthropic", function()
     }
 
     it("covers every non-streaming Anthropic fixture", function()
-      local p = assert(io.popen('ls "' .. FIXTURES .. '"'))
-      local seen = 0
-      for name in p:lines() do
-        if name:find("^anthropic%-") then
-          local fx = assert(json.decode(read_all(FIXTURES .. name)))
-          local streaming = fx.body:find("^data:") or fx.body:find("^event:")
-          if not streaming then
-            assert.is_truthy(ok[name] or failed[name], "no expectation written for " .. name)
-            seen = seen + 1
-          end
-        end
+      local names = transfer.recorded("anthropic")
+      for _, name in ipairs(names) do
+        assert.is_truthy(ok[name] or failed[name], "no expectation written for " .. name)
       end
-      p:close()
-      assert.are.equal(3, seen)
+      assert.are.equal(3, #names)
     end)
 
     for name, want in pairs(ok) do
       it("reads " .. name, function()
-        local r, err = anthropic.read(fixture_res(name), client())
+        local r, err = anthropic.read(transfer.fixture(name), client())
         assert.is_nil(err)
         assert.are.equal(want.text, r.text)
         assert.is_nil(r.refusal)
@@ -378,7 +343,7 @@ describe("owl.providers.anthropic", function()
 
     for name, want in pairs(failed) do
       it("reads " .. name .. " as an http error", function()
-        local r, err = anthropic.read(fixture_res(name), client({ api_key = "sk-ant-never-shown" }))
+        local r, err = anthropic.read(transfer.fixture(name), client({ api_key = "sk-ant-never-shown" }))
         assert.is_nil(r)
         assert.is_true(errors.is(err))
         assert.are.equal("http", err.kind)
@@ -394,7 +359,7 @@ describe("owl.providers.anthropic", function()
 
     it("reads anthropic-09's forced tool as the answer when the client writes structured output as a tool", function()
       local request = { messages = msgs(), structured = { name = "final_result", schema = SCHEMA } }
-      local r = assert(anthropic.read(fixture_res("anthropic-09-tool-use-structured.json"),
+      local r = assert(anthropic.read(transfer.fixture("anthropic-09-tool-use-structured.json"),
         client({ structured = "tool" }), request))
       assert.are.same({ city = "Mexico City", country = "Mexico" }, json.decode(r.text))
       assert.are.equal("stop", r.finish_reason)
@@ -403,7 +368,7 @@ describe("owl.providers.anthropic", function()
       -- in the default mode, or without the request, it stays a tool call
       for _, args in ipairs({ { client(), request }, { client({ structured = "tool" }) },
                               { client({ structured = "tool" }), { messages = msgs() } } }) do
-        local plain = assert(anthropic.read(fixture_res("anthropic-09-tool-use-structured.json"), args[1], args[2]))
+        local plain = assert(anthropic.read(transfer.fixture("anthropic-09-tool-use-structured.json"), args[1], args[2]))
         assert.is_nil(plain.text)
         assert.are.equal("tool_calls", plain.finish_reason)
         assert.are.equal(1, #plain.tool_calls)
@@ -433,7 +398,7 @@ describe("owl.providers.anthropic", function()
       assert.are.same({ text = "hi", finish_reason = "length", usage = { input_tokens = 1, output_tokens = 2,
         cached_input_tokens = 0 } }, { text = r.text, finish_reason = r.finish_reason, usage = r.usage })
       assert.are.equal(m, r.raw)
-      assert.are.same(r.usage, assert(anthropic.read(fake_res(200, {}, json.encode(m)), client())).usage)
+      assert.are.same(r.usage, assert(anthropic.read(transfer.finished(200, {}, json.encode(m)), client())).usage)
       local odd = anthropic.normalize({ content = "not blocks" }, client())
       assert.is_nil(odd.text)
       assert.are.equal(0, #odd.tool_calls)
@@ -473,7 +438,7 @@ describe("owl.providers.anthropic", function()
         local r2 = assert(anthropic.read(message{ usage = usage }, client()))
         assert.are.same({ input_tokens = 0, output_tokens = 0, cached_input_tokens = 0 }, r2.usage)
       end
-      local bare = fake_res(200, {}, '{"type":"message","content":[]}')
+      local bare = transfer.finished(200, {}, '{"type":"message","content":[]}')
       assert.are.same({ input_tokens = 0, output_tokens = 0, cached_input_tokens = 0 }, assert(anthropic.read(bare, client())).usage)
     end)
 
@@ -518,7 +483,7 @@ describe("owl.providers.anthropic", function()
     end)
 
     it("reads a 529 overloaded_error as an http error with its status and request id", function()
-      local r, err = anthropic.read(fake_res(529, { ["request-id"] = "req_from_header" },
+      local r, err = anthropic.read(transfer.finished(529, { ["request-id"] = "req_from_header" },
         '{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"req_from_body"}'), client())
       assert.is_nil(r)
       assert.are.equal("http", err.kind)
@@ -530,7 +495,7 @@ describe("owl.providers.anthropic", function()
     end)
 
     it("keeps retry-after as a number on a 429", function()
-      local _, err = anthropic.read(fake_res(429, { ["retry-after"] = "12" },
+      local _, err = anthropic.read(transfer.finished(429, { ["retry-after"] = "12" },
         '{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}'), client())
       assert.are.equal(429, err.status)
       assert.are.equal(12, err.retry_after)
@@ -538,7 +503,7 @@ describe("owl.providers.anthropic", function()
     end)
 
     it("reads a 200 that carries an error object as a protocol error with its text", function()
-      local _, err = anthropic.read(fake_res(200, { ["request-id"] = "req_9" },
+      local _, err = anthropic.read(transfer.finished(200, { ["request-id"] = "req_9" },
         '{"type":"error","error":{"type":"api_error","message":"upstream broke"}}'), client())
       assert.are.equal("protocol", err.kind)
       assert.are.equal("the response has no content array: upstream broke", err.message)
@@ -548,7 +513,7 @@ describe("owl.providers.anthropic", function()
 
     it("reports JSON without a content array as a protocol error", function()
       for _, body in ipairs({ '{"type":"message"}', '{"content":null}', '{"content":"text"}', '[1,2]', '"text"', 'null' }) do
-        local r, err = anthropic.read(fake_res(200, {}, body), client())
+        local r, err = anthropic.read(transfer.finished(200, {}, body), client())
         assert.is_nil(r)
         assert.are.equal("protocol", err.kind)
         assert.are.equal("the response has no content array", err.message, body)
@@ -556,35 +521,35 @@ describe("owl.providers.anthropic", function()
     end)
 
     it("checks the status before the body: an HTML error page is an http error", function()
-      local _, err = anthropic.read(fake_res(502, { ["request-id"] = "req_1" }, "<html>Bad gateway</html>"), client())
+      local _, err = anthropic.read(transfer.finished(502, { ["request-id"] = "req_1" }, "<html>Bad gateway</html>"), client())
       assert.are.equal("http", err.kind)
       assert.are.equal(502, err.status)
       assert.are.equal("HTTP 502: <html>Bad gateway</html>", err.message)
       assert.are.equal("req_1", err.request_id)
-      local _, empty = anthropic.read(fake_res(500, {}, ""), client())
+      local _, empty = anthropic.read(transfer.finished(500, {}, ""), client())
       assert.are.equal("HTTP 500 with an empty body", empty.message)
     end)
 
     it("reports a 200 body that is empty or not JSON, and no response at all, as protocol errors", function()
-      local _, err = anthropic.read(fake_res(200, {}, "<html>hello</html>"), client())
+      local _, err = anthropic.read(transfer.finished(200, {}, "<html>hello</html>"), client())
       assert.are.equal("protocol", err.kind)
       assert.truthy(err.message:find("not JSON", 1, true))
       assert.truthy(err.message:find("<html>hello</html>", 1, true))
-      local _, empty = anthropic.read(fake_res(200, {}, ""), client())
+      local _, empty = anthropic.read(transfer.finished(200, {}, ""), client())
       assert.are.equal("the response body is empty (HTTP 200)", empty.message)
-      local _, none = anthropic.read(fake_res(0, {}, ""), client())
+      local _, none = anthropic.read(transfer.finished(0, {}, ""), client())
       assert.are.equal("no HTTP response", none.message)
     end)
 
     it("redacts the client's key from an error message, a quoted body and the request id", function()
       local key = "sk-ant-api03-SECRET.value+42"
       local c = client({ api_key = key })
-      local _, err = anthropic.read(fake_res(401, { ["request-id"] = "req-" .. key },
+      local _, err = anthropic.read(transfer.finished(401, { ["request-id"] = "req-" .. key },
         '{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key: ' .. key .. '"}}'), c)
       assert.are.equal("invalid x-api-key: [redacted]", err.message)
       assert.are.equal("req-[redacted]", err.request_id)
       assert.are.equal("authentication_error", err.provider_type)
-      local _, err2 = anthropic.read(fake_res(403, {}, string.rep("-", 195) .. key), c)
+      local _, err2 = anthropic.read(transfer.finished(403, {}, string.rep("-", 195) .. key), c)
       assert.is_nil(err2.message:find("SECRET", 1, true))
     end)
   end)

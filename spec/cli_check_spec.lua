@@ -3,27 +3,11 @@
 -- fail after every repair exits 3 with the code on stdout and the check's
 -- report on stderr; without --check nothing is run.
 local mock = require("support.mock")
+local cli = require("support.cli")
 local json = require("owl.json")
 
-local LUA = type(jit) == "table" and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
-
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
 -- Runs bin/owl with args; returns stdout, stderr, exit code.
-local function owl(args)
-  local err = os.tmpname()
-  local cmd = "env -u LD_PRELOAD OPENAI_API_KEY=sk-cli-check " .. LUA .. " bin/owl"
-  for _, a in ipairs(args) do cmd = cmd .. " " .. q(a) end
-  local p = assert(io.popen(cmd .. " 2>" .. err .. "; echo \"exit=$?\""))
-  local out = p:read("*a")
-  p:close()
-  local f = io.open(err)
-  local stderr = f:read("*a")
-  f:close()
-  os.remove(err)
-  local code = tonumber(out:match("exit=(%d+)\n$"))
-  return out:gsub("exit=%d+\n$", ""), stderr, code
-end
+local function owl(args) return cli.owl(args, "OPENAI_API_KEY=sk-cli-check") end
 
 -- An OpenAI chat completion whose answer is text.
 local function answer(text)

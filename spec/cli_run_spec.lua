@@ -2,27 +2,12 @@
 -- stdout carries the final code (or the whole result as JSON), stderr the
 -- progress, and the exit code says how it went.
 local mock = require("support.mock")
+local cli = require("support.cli")
 local json = require("owl.json")
 
-local LUA = type(jit) == "table" and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
-
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
--- Runs bin/owl with args; returns stdout, stderr, exit code.
-local function owl(args, env)
-  local err = os.tmpname()
-  local cmd = "env -u LD_PRELOAD OPENAI_API_KEY=sk-cli-test " .. (env or "") .. " " .. LUA .. " bin/owl"
-  for _, a in ipairs(args) do cmd = cmd .. " " .. q(a) end
-  local p = assert(io.popen(cmd .. " 2>" .. err .. "; echo \"exit=$?\""))
-  local out = p:read("*a")
-  p:close()
-  local f = io.open(err)
-  local stderr = f:read("*a")
-  f:close()
-  os.remove(err)
-  local code = tonumber(out:match("exit=(%d+)\n$"))
-  return out:gsub("exit=%d+\n$", ""), stderr, code
-end
+-- Runs bin/owl with args and env's NAME=value words after the OpenAI
+-- test key; returns stdout, stderr, exit code.
+local function owl(args, env) return cli.owl(args, "OPENAI_API_KEY=sk-cli-test " .. (env or "")) end
 
 describe("bin/owl", function()
   local server

@@ -61,8 +61,7 @@ describe("owl.client", function()
       assert(c:chat{ messages = MSG, temperature = 0.25, max_tokens = 7, reasoning_effort = "low", seed = 42 })
       local req = server:requests(1)[1]
       local sent = mock.json_decode(req.body)
-      assert.same({ "max_tokens", "messages", "model", "reasoning_effort", "seed", "temperature" },
-        (function() local k = {} for name in pairs(sent) do k[#k + 1] = name end table.sort(k) return k end)())
+      assert.same({ "max_tokens", "messages", "model", "reasoning_effort", "seed", "temperature" }, mock.sorted_keys(sent))
       assert.equal(0.25, sent.temperature)
       assert.equal(7, sent.max_tokens)
       assert.equal("gpt-test", sent.model)

@@ -7,19 +7,6 @@
 -- (here the mock's /v1/messages through ANTHROPIC_BASE_URL).
 local mock = require("support.mock")
 
--- Runs a shell command; returns stdout, stderr, exit code.
-local function sh(cmd)
-  local err = os.tmpname()
-  local p = assert(io.popen("unset LD_PRELOAD; " .. cmd .. " 2>" .. err .. "; echo \"exit=$?\""))
-  local out = p:read("*a")
-  p:close()
-  local f = io.open(err)
-  local stderr = f:read("*a")
-  f:close()
-  os.remove(err)
-  return (out:gsub("exit=%d+\n$", "")), stderr, tonumber(out:match("exit=(%d+)\n$"))
-end
-
 local function count(s, needle)
   local n, at = 0, 1
   while true do
@@ -31,7 +18,7 @@ end
 
 describe("make demo", function()
   it("tells the whole story against the mock without a key: a failed check, a repair, verified code", function()
-    local out, err, code = sh("env -u OPENAI_API_KEY -u ANTHROPIC_API_KEY sh examples/demo.sh")
+    local out, err, code = mock.sh("env -u OPENAI_API_KEY -u ANTHROPIC_API_KEY sh examples/demo.sh")
     assert.equal(0, code, err)
     assert.truthy(err:find("MOCK MODE", 1, true))
     assert.truthy(err:find("its answers are SCRIPTED", 1, true))
@@ -69,7 +56,7 @@ describe("make demo", function()
   it("talks to Anthropic when ANTHROPIC_API_KEY is the key it has", function()
     local server = mock.start()
     local ok, e = pcall(function()
-      local _, err, code = sh("env -u OPENAI_API_KEY ANTHROPIC_API_KEY=sk-ant-demo ANTHROPIC_BASE_URL="
+      local _, err, code = mock.sh("env -u OPENAI_API_KEY ANTHROPIC_API_KEY=sk-ant-demo ANTHROPIC_BASE_URL="
         .. server.base .. " OWL_MODEL=claude-test sh examples/demo.sh")
       -- the mock without a session echoes prompts: no code to pass the check
       assert.equal(3, code, err)

@@ -6,7 +6,7 @@
 -- first calls, then the tool workers' second calls.
 local owl = require("owl")
 local mock = require("support.mock")
-local S = owl.schema
+local flow = require("support.flow")
 
 describe("owl.run with tools", function()
   local server
@@ -14,14 +14,7 @@ describe("owl.run with tools", function()
   teardown(function() server:stop() end)
   before_each(function() server:reset() end)
 
-  local add = owl.tool{
-    name = "add", description = "Adds two numbers.",
-    parameters = S.object{ { "a", S.number() }, { "b", S.number() } },
-    handler = function(args)
-      owl.sleep(0.01) -- a handler that waits, inside a worker's task
-      return tostring(args.a + args.b)
-    end,
-  }
+  local add = flow.add_tool(0.01) -- a handler that waits, inside a worker's task
   local call_add = { name = "add", arguments = { a = 2, b = 3 } }
 
   for _, provider in ipairs({ "openai", "anthropic" }) do

@@ -143,13 +143,6 @@ local function stream_error(provider, key)
   return { status = 200, headers = { ["content-type"] = "text/event-stream" }, body = body }
 end
 
-local function sorted_keys(t)
-  local out = {}
-  for k in pairs(t) do out[#out + 1] = k end
-  table.sort(out)
-  return out
-end
-
 describe("no API key leaks", function()
   local server
   setup(function() server = mock.start() end)
@@ -167,7 +160,7 @@ describe("no API key leaks", function()
       it("client:chat: no key in any error", function()
         local c = client()
         local f = faults(provider, key)
-        for _, name in ipairs(sorted_keys(f)) do
+        for _, name in ipairs(mock.sorted_keys(f)) do
           server:script{ f[name] }
           local res, err = c:chat{ messages = { { role = "user", content = "hi" } } }
           assert.is_nil(res, name)
@@ -184,7 +177,7 @@ describe("no API key leaks", function()
 
       -- owl.run with the fault on the plan call, on a worker and on the
       -- aggregator: every event, the result, the error and its partial.
-      for _, name in ipairs(sorted_keys(faults(provider, key))) do
+      for _, name in ipairs(mock.sorted_keys(faults(provider, key))) do
         for _, at in ipairs({ 1, 2, 5 }) do
           it("owl.run: " .. name .. " on call " .. at .. " (1 plan, 2-4 workers, 5 aggregator)", function()
             local script = {}

@@ -3,30 +3,9 @@
 -- non-streaming OpenAI exchange in ../shared/fixtures/real/, and the
 -- expected values below were written out by reading each fixture, so a
 -- reader that got the shape wrong cannot agree with itself.
-local json = require("owl.json")
 local errors = require("owl.errors")
 local openai = require("owl.providers.openai")
-
-local FIXTURES = "../shared/fixtures/real/"
-
-local read_all = require("support.files").read
-
--- A stand-in for a finished core transfer: status(), header(), body(), json().
-local function fake_res(status, headers, body)
-  local lower = {}
-  for k, v in pairs(headers or {}) do lower[k:lower()] = v end
-  return {
-    status = function() return status end,
-    header = function(_, name) return lower[name:lower()] end,
-    body = function() return body end,
-    json = function() return json.decode(body) end,
-  }
-end
-
-local function fixture_res(name)
-  local fx = assert(json.decode(read_all(FIXTURES .. name)))
-  return fake_res(fx.status, fx.headers, fx.body), fx
-end
+local transfer = require("support.transfer")
 
 local function client(fields)
   local c = { base_url = "https://api.example.test/v1", model = "gpt-test", timeout = 600, connect_timeout = 5 }
@@ -223,30 +202,21 @@ describe("owl.providers.openai", function()
     it("reads cached input tokens from usage.prompt_tokens_details", function()
       local body = '{"choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"ok"}}],'
         .. '"usage":{"prompt_tokens":2006,"completion_tokens":300,"prompt_tokens_details":{"cached_tokens":1920}}}'
-      local r = assert(openai.read(fake_res(200, {}, body), client()))
+      local r = assert(openai.read(transfer.finished(200, {}, body), client()))
       assert.are.same({ input_tokens = 2006, output_tokens = 300, cached_input_tokens = 1920 }, r.usage)
     end)
 
     it("covers every non-streaming OpenAI fixture", function()
-      local p = assert(io.popen('ls "' .. FIXTURES .. '"'))
-      local seen = 0
-      for name in p:lines() do
-        if name:find("^openai%-") then
-          local fx = assert(json.decode(read_all(FIXTURES .. name)))
-          local streaming = fx.body:find("^data:") or fx.body:find("^event:")
-          if not streaming then
-            assert.is_truthy(ok[name] or failed[name], "no expectation written for " .. name)
-            seen = seen + 1
-          end
-        end
+      local names = transfer.recorded("openai")
+      for _, name in ipairs(names) do
+        assert.is_truthy(ok[name] or failed[name], "no expectation written for " .. name)
       end
-      p:close()
-      assert.are.equal(9, seen)
+      assert.are.equal(9, #names)
     end)
 
     for name, want in pairs(ok) do
       it("reads " .. name, function()
-        local res = fixture_res(name)
+        local res = transfer.fixture(name)
         local r, err = openai.read(res, client())
         assert.is_nil(err)
         assert.are.equal(want.text, r.text)
@@ -271,7 +241,7 @@ describe("owl.providers.openai", function()
 
     for name, want in pairs(failed) do
       it("reads " .. name .. " as an http error", function()
-        local r, err = openai.read(fixture_res(name), client({ api_key = "sk-never-shown" }))
+        local r, err = openai.read(transfer.fixture(name), client({ api_key = "sk-never-shown" }))
         assert.is_nil(r)
         assert.is_true(errors.is(err))
         assert.are.equal("http", err.kind)
@@ -285,7 +255,7 @@ describe("owl.providers.openai", function()
     end
 
     it("turns the 404 into one readable line", function()
-      local _, err = openai.read(fixture_res("openai-16-error-404-model-not-found.json"), client())
+      local _, err = openai.read(transfer.fixture("openai-16-error-404-model-not-found.json"), client())
       assert.are.equal("owl: http error 404: The model `gpt-5.2-proo` does not exist or you do not have access to it."
         .. " (invalid_request_error, model_not_found)", tostring(err))
     end)
@@ -293,7 +263,7 @@ describe("owl.providers.openai", function()
 
   describe("read, on hand-made answers", function()
     it("reports a 200 body that is not JSON as a protocol error quoting it", function()
-      local r, err = openai.read(fake_res(200, {}, "<html>upstream says hello</html>"), client())
+      local r, err = openai.read(transfer.finished(200, {}, "<html>upstream says hello</html>"), client())
       assert.is_nil(r)
       assert.are.equal("protocol", err.kind)
       assert.truthy(err.message:find("not JSON", 1, true))
@@ -301,14 +271,14 @@ describe("owl.providers.openai", function()
     end)
 
     it("cuts a long body in the message", function()
-      local _, err = openai.read(fake_res(200, {}, "x" .. string.rep("y", 5000)), client())
+      local _, err = openai.read(transfer.finished(200, {}, "x" .. string.rep("y", 5000)), client())
       assert.are.equal("protocol", err.kind)
       assert.is_true(#err.message < 400)
     end)
 
     it("reports JSON without choices[1].message as a protocol error", function()
       for _, body in ipairs({ '{"id":"x","choices":[]}', '{"choices":[{"index":0}]}', '[1,2]', '"text"', '{"choices":null}' }) do
-        local r, err = openai.read(fake_res(200, {}, body), client())
+        local r, err = openai.read(transfer.finished(200, {}, body), client())
         assert.is_nil(r)
         assert.are.equal("protocol", err.kind)
         assert.truthy(err.message:find("choices[1].message", 1, true), err.message)
@@ -316,7 +286,7 @@ describe("owl.providers.openai", function()
     end)
 
     it("reads a 200 that carries an error object as a protocol error with its text", function()
-      local _, err = openai.read(fake_res(200, {},
+      local _, err = openai.read(transfer.finished(200, {},
         '{"error":{"message":"upstream overloaded","type":"server_error","code":502}}'), client())
       assert.are.equal("protocol", err.kind)
       assert.truthy(err.message:find("upstream overloaded", 1, true))
@@ -324,7 +294,7 @@ describe("owl.providers.openai", function()
     end)
 
     it("checks the status before the body: an HTML error page is an http error", function()
-      local r, err = openai.read(fake_res(502, { ["X-Request-Id"] = "req_1" }, "<html>Bad gateway</html>"), client())
+      local r, err = openai.read(transfer.finished(502, { ["X-Request-Id"] = "req_1" }, "<html>Bad gateway</html>"), client())
       assert.is_nil(r)
       assert.are.equal("http", err.kind)
       assert.are.equal(502, err.status)
@@ -333,13 +303,13 @@ describe("owl.providers.openai", function()
     end)
 
     it("says so when an error status comes with an empty body", function()
-      local _, err = openai.read(fake_res(500, {}, ""), client())
+      local _, err = openai.read(transfer.finished(500, {}, ""), client())
       assert.are.equal("http", err.kind)
       assert.are.equal("HTTP 500 with an empty body", err.message)
     end)
 
     it("keeps Retry-After as a number", function()
-      local _, err = openai.read(fake_res(429, { ["Retry-After"] = "7" },
+      local _, err = openai.read(transfer.finished(429, { ["Retry-After"] = "7" },
         '{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded","param":null}}'), client())
       assert.are.equal(429, err.status)
       assert.are.equal(7, err.retry_after)
@@ -349,15 +319,15 @@ describe("owl.providers.openai", function()
     it("redacts the client's key from a server error message", function()
       local key = "sk-proj-SECRET.value+42"
       local c = client({ api_key = key })
-      local _, err = openai.read(fake_res(401, {},
+      local _, err = openai.read(transfer.finished(401, {},
         '{"error":{"message":"Incorrect API key provided: sk-proj-SECRET.value+42. You can find your key...",' ..
         '"type":"invalid_request_error","code":"invalid_api_key","param":null}}'), c)
       assert.are.equal("Incorrect API key provided: [redacted]. You can find your key...", err.message)
       assert.is_nil(tostring(err):find(key, 1, true))
       -- and from a body quoted as text, even past the quoting limit
-      local _, err2 = openai.read(fake_res(403, {}, string.rep("-", 195) .. key), c)
+      local _, err2 = openai.read(transfer.finished(403, {}, string.rep("-", 195) .. key), c)
       assert.is_nil(err2.message:find("sk-proj", 1, true))
-      local _, err3 = openai.read(fake_res(200, {}, "echo: Authorization: Bearer " .. key), c)
+      local _, err3 = openai.read(transfer.finished(200, {}, "echo: Authorization: Bearer " .. key), c)
       assert.is_nil(err3.message:find("SECRET", 1, true))
     end)
 
@@ -367,7 +337,7 @@ describe("owl.providers.openai", function()
         .. '{"id":"c2","type":"function","function":{"name":"g","arguments":"[1]"}},'
         .. '{"id":"c3","type":"function","function":{"name":"h","arguments":"{}"}}'
         .. ']},"finish_reason":"tool_calls"}]}'
-      local r = assert(openai.read(fake_res(200, {}, body), client()))
+      local r = assert(openai.read(transfer.finished(200, {}, body), client()))
       assert.are.equal(3, #r.tool_calls)
       assert.is_nil(r.tool_calls[1].arguments)
       assert.are.equal('{"a": ', r.tool_calls[1].arguments_json)
@@ -383,7 +353,7 @@ describe("owl.providers.openai", function()
     it("counts zero tokens when usage is missing or null", function()
       for _, usage in ipairs({ "", ',"usage":null', ',"usage":{"prompt_tokens":null}' }) do
         local body = '{"choices":[{"message":{"content":"ok"},"finish_reason":null}]' .. usage .. "}"
-        local r = assert(openai.read(fake_res(200, {}, body), client()))
+        local r = assert(openai.read(transfer.finished(200, {}, body), client()))
         assert.are.equal("ok", r.text)
         assert.is_nil(r.finish_reason)
         assert.are.equal(0, r.usage.input_tokens)
@@ -393,7 +363,7 @@ describe("owl.providers.openai", function()
     end)
 
     it("reports a transfer with no HTTP response as a protocol error", function()
-      local _, err = openai.read(fake_res(0, {}, ""), client())
+      local _, err = openai.read(transfer.finished(0, {}, ""), client())
       assert.are.equal("protocol", err.kind)
     end)
   end)

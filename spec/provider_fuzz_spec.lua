@@ -23,6 +23,7 @@ local sse = require("owl.sse")
 local openai = require("owl.providers.openai")
 local anthropic = require("owl.providers.anthropic")
 local mock = require("support.mock")
+local transfer = require("support.transfer")
 local socket = require("socket")
 
 local SEED = tonumber(os.getenv("OWL_FUZZ_SEED") or "") or 20261202
@@ -294,19 +295,8 @@ local function mutate_head(r, fx)
   return status, headers
 end
 
--- A finished transfer as the readers see one (what spec/anthropic_provider_spec
--- hands them too): status, headers, body.
-local function fake_res(fx, body)
-  local lower = {}
-  for k, v in pairs(fx.headers or {}) do lower[k:lower()] = v end
-  return {
-    status = function() return fx.status end,
-    header = function(_, name) return lower[name:lower()] end,
-    body = function(_, max) return max and body:sub(1, max) or body end,
-    size = function() return #body end,
-    json = function() return json.decode(body) end,
-  }
-end
+-- A finished transfer as the readers see one: fx's status and headers, body.
+local function fake_res(fx, body) return transfer.finished(fx.status, fx.headers, body) end
 
 local PROVIDERS = { openai = openai, anthropic = anthropic }
 

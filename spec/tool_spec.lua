@@ -6,6 +6,7 @@ local json = require("owl.json")
 local S = owl.schema
 local openai = require("owl.providers.openai")
 local anthropic = require("owl.providers.anthropic")
+local mock = require("support.mock")
 
 local function handler() return "ok" end
 
@@ -35,6 +36,21 @@ describe("owl.tool", function()
     assert.is_false(ok)
     assert.matches("/a: ", why, 1, true)
     assert.matches("b", why, 1, true)
+  end)
+
+  it("tells whether a list holds any owl.tool (what each provider asks before writing a request's tools)", function()
+    local tool = require("owl.tool")
+    local t = owl.tool{ name = "a", description = "d", handler = handler }
+    local api_entry = { type = "function", ["function"] = { name = "f", parameters = { type = "object" } } }
+    assert.is_true(tool.any({ t }))
+    assert.is_true(tool.any({ api_entry, t }))
+    assert.is_false(tool.any({ api_entry }))
+    -- a table shaped like a tool is not one: only owl.tool{...} makes one
+    assert.is_false(tool.any({ { name = "a", description = "d", handler = handler } }))
+    assert.is_false(tool.any({}))
+    assert.is_false(tool.any(nil))
+    assert.is_false(tool.any("a"))
+    assert.is_false(tool.any(t)) -- a tool, not a list of tools
   end)
 
   local cases = {
@@ -149,12 +165,7 @@ describe("the neutral tool transcript on the wire", function()
     assert.is_nil(body.messages[2].raw)
     -- OpenAI sends only the fields it knows, never the kept raw answer
     local o = openai.body(client("openai"), { messages = msgs })
-    assert.same({ "content", "role", "tool_calls" }, (function()
-      local keys = {}
-      for k in pairs(o.messages[2]) do keys[#keys + 1] = k end
-      table.sort(keys)
-      return keys
-    end)())
+    assert.same({ "content", "role", "tool_calls" }, mock.sorted_keys(o.messages[2]))
   end)
 
   it("Anthropic: tool_choice words become its objects; its own objects pass", function()

@@ -89,6 +89,18 @@ function M.is_tool(v)
   return getmetatable(v) == Tool
 end
 
+-- M.any(list) -> whether any entry of list is an owl.tool (false for a
+-- value that is not a table). Each provider writes a request's tools in its
+-- own shape only when this holds: a list of the API's own entries goes on
+-- the wire as it is, the same table.
+function M.any(list)
+  if type(list) ~= "table" then return false end
+  for _, t in ipairs(list) do
+    if M.is_tool(t) then return true end
+  end
+  return false
+end
+
 -- tool:check(args) -> true, or false and "path: message; ..." naming every
 -- way the arguments fail the tool's schema.
 function Tool:check(args)

@@ -97,12 +97,6 @@ function Box:env(extra)
   return table.concat(words, " ")
 end
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
 -- Runs the block: a lua block as a file under the running Lua after
 -- PRELUDE, an sh block under `sh -e`; stdin empty, in the scratch
 -- directory, at most 60 s. opts.terminal: on a pseudo-terminal of 80x24
@@ -111,7 +105,7 @@ end
 function Box:run(block, opts)
   opts = opts or {}
   local name = "readme_L" .. block.line .. (block.lang == "lua" and ".lua" or ".sh")
-  write(self.dir .. "/" .. name, block.text)
+  files.write(self.dir .. "/" .. name, block.text)
   local cmd
   if block.lang == "lua" then
     cmd = M.lua .. " -e " .. q(M.PRELUDE) .. " " .. name
@@ -128,9 +122,9 @@ function Box:run(block, opts)
     full = "cd " .. q(self.dir) .. " && " .. self:env() .. " timeout 60 " .. cmd
       .. " </dev/null >" .. q(out) .. " 2>" .. q(err)
   end
-  write(out, "")
-  write(err, "")
-  write(tty, "")
+  files.write(out, "")
+  files.write(err, "")
+  files.write(tty, "")
   local _, code = mock.run(full)
   return { code = code, out = files.read(out), err = files.read(err), tty = files.read(tty) }
 end

@@ -1,4 +1,4 @@
--- spec/support/files.lua: reading files in specs.
+-- spec/support/files.lua: reading and writing files in specs.
 local files = {}
 
 -- The whole file, or an assertion failure naming it.
@@ -16,6 +16,14 @@ function files.read_if(path)
   local s = f:read("*a")
   f:close()
   return s
+end
+
+-- Makes text the whole file (created or emptied first), or an assertion
+-- failure naming it.
+function files.write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
 end
 
 return files

@@ -1,5 +1,6 @@
 -- spec/support/flow.lua: what the flow specs share: a client of either
--- provider on the mock, and the prompt text of a request the mock logged.
+-- provider on the mock, the prompt text of a request the mock logged, and
+-- the tool that the tool-loop specs (workers' and owl.agent's) call.
 local owl = require("owl")
 local mock = require("support.mock")
 
@@ -85,6 +86,20 @@ function M.schema_of(body)
   for _, t in ipairs(body.tools or {}) do
     if t.name == body.tool_choice.name then return t.input_schema end
   end
+end
+
+-- An owl.tool "add" that answers a + b as text. With pause (seconds) its
+-- handler first sleeps that long: a handler that waits inside its task.
+function M.add_tool(pause)
+  local S = owl.schema
+  return owl.tool{
+    name = "add", description = "Adds two numbers.",
+    parameters = S.object{ { "a", S.number() }, { "b", S.number() } },
+    handler = function(args)
+      if pause then owl.sleep(pause) end
+      return tostring(args.a + args.b)
+    end,
+  }
 end
 
 return M

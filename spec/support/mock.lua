@@ -45,7 +45,21 @@ local function first_line(cmd)
   return out:match("^[^\n]*")
 end
 
-local read_file = require("support.files").read_if
+local files = require("support.files")
+local read_file = files.read_if
+
+-- Runs a shell command as run does; returns its stdout, its stderr and its
+-- exit code, the two streams apart (run mixes them).
+local function sh(cmd)
+  local err = os.tmpname()
+  local p = assert(io.popen("unset LD_PRELOAD; { " .. cmd .. "\n} 2>" .. shell_quote(err) .. "; echo \"exit=$?\"", "r"))
+  local out = p:read("*a")
+  p:close()
+  local stderr = files.read(err)
+  os.remove(err)
+  return (out:gsub("exit=%d+\n$", "")), stderr, tonumber(out:match("exit=(%d+)\n$"))
+end
+mock.sh = sh
 
 -- The repository root, from where this file was loaded, made absolute so
 -- that the paths handed to the server do not depend on its working directory.
@@ -265,6 +279,15 @@ function mock.json_encode(v)
   local out = {}
   encode(v, out)
   return table.concat(out)
+end
+
+-- The keys of t, sorted: the fields of a decoded body, or the names of a
+-- table of cases, in one order to compare or to walk.
+function mock.sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
 end
 
 -- ------------------------------------------------------------------ processes

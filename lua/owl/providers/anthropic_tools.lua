@@ -88,12 +88,7 @@ end
 -- M.tools(tools) -> the request's tools in Anthropic's shape (the list
 -- itself when it holds no owl.tool).
 function M.tools(tools)
-  if type(tools) ~= "table" then return tools end
-  local any = false
-  for _, t in ipairs(tools) do
-    if tool.is_tool(t) then any = true end
-  end
-  if not any then return tools end -- the request's own, as they are
+  if not tool.any(tools) then return tools end -- the request's own, as they are
   local out = json.array({})
   for i, t in ipairs(tools) do
     if tool.is_tool(t) then
