@@ -10,9 +10,10 @@
 #                   random faults, the fault matrix's child under valgrind
 #   make lint       luacheck over lua/, bin/ and spec/ (any warning fails)
 #   make check-mem  the C-facing specs under valgrind and ASan/UBSan
-#   make fuzz       libFuzzer (clang, ASan, UBSan) on the JSON decoder and the
-#                   SSE parser, FUZZ_SECONDS each (60; make test runs 10 s
-#                   each): make fuzz FUZZ_SECONDS=600 FUZZ_TARGETS=sse
+#   make fuzz       libFuzzer (clang, ASan, UBSan) on the JSON decoder, the
+#                   SSE parser and the SSE picker, FUZZ_SECONDS each (60;
+#                   make test runs 10 s each): make fuzz FUZZ_SECONDS=600
+#                   FUZZ_TARGETS=sse
 #   make demo       the orchestrator-workers coding flow (real API with a key,
 #                   owl's mock LLM server without one)
 #   make analysis   the data-analysis example: tools clean a CSV, find trends,
@@ -109,16 +110,18 @@ check-mem: deps
 # with the system's Lua 5.4, every file instrumented for the fuzzer.
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= json_decode sse
+FUZZ_TARGETS ?= json_decode sse pick
 FUZZ_CFLAGS ?= -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=undefined -Wall -Wextra -Werror -std=c99 -pedantic -Wno-overlength-strings
 FUZZ_LUA_CFLAGS := $(shell $(PKG_CONFIG) --cflags lua5.4 2>/dev/null)
 FUZZ_LUA_LIBS := $(shell $(PKG_CONFIG) --libs lua5.4 2>/dev/null)
 FUZZ_SRCS_json_decode = csrc/json_decode.c csrc/json_encode.c csrc/buffer.c
 FUZZ_SRCS_sse = csrc/sse.c csrc/buffer.c
+FUZZ_SRCS_pick = csrc/pick.c csrc/json_decode.c csrc/json_encode.c csrc/buffer.c
 
 build/fuzz/json_decode: spec/fuzz/json_decode_fuzz.c $(FUZZ_SRCS_json_decode) $(HDRS) Makefile
 build/fuzz/sse: spec/fuzz/sse_fuzz.c $(FUZZ_SRCS_sse) $(HDRS) Makefile
+build/fuzz/pick: spec/fuzz/pick_fuzz.c $(FUZZ_SRCS_pick) $(HDRS) Makefile
 build/fuzz/%:
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -D_POSIX_C_SOURCE=200809L $(FUZZ_LUA_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LUA_LIBS) -lm

@@ -1,7 +1,8 @@
 /*
- * json.h: what json_encode.c and json_decode.c share, private to the codec.
- * These symbols are not static because the two files need each other; the
- * visibility pragma below keeps them inside the shared object.
+ * json.h: what json_encode.c and json_decode.c share, private to the codec,
+ * and the reading of JSON strings that the SSE picker (pick.c) shares with
+ * the decoder. These symbols are not static because the files need each
+ * other; the visibility pragma below keeps them inside the shared object.
  */
 #ifndef OWL_JSON_H
 #define OWL_JSON_H
@@ -51,10 +52,11 @@ void owl_json_read_opts(lua_State *L, int arg, owl_json_opt *opts, int n);
 
 /*
  * Does any of the 8 bytes at p need care inside a JSON string: a control
- * character, '"' or '\\'? Both string scanners skip clean 8-byte blocks
- * with this before looking at single bytes: model output is mostly long
- * runs of plain text. (v - 0x01..) & ~v & 0x80.. is nonzero exactly when v
- * has a zero byte; with 0x20.. in place of 0x01.. when it has one below 0x20.
+ * character, '"' or '\\'? The string scanners (owl_json_plain, the
+ * encoder's) skip clean 8-byte blocks with this before looking at single
+ * bytes: model output is mostly long runs of plain text. (v - 0x01..) & ~v
+ * & 0x80.. is nonzero exactly when v has a zero byte; with 0x20.. in place
+ * of 0x01.. when it has one below 0x20.
  */
 static inline int owl_json_special8(const unsigned char *p) {
   const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
@@ -167,6 +169,60 @@ static inline size_t owl_utf8_scan(const unsigned char *s, size_t n) {
   }
   return n;
 }
+
+/* 1 for the ASCII bytes that end owl_json_plain's byte loop: the closing
+ * quote, a backslash, and the control characters, which RFC 8259 forbids
+ * raw (json_decode.c). A table, as one load beats four comparisons there. */
+extern const unsigned char owl_json_str_stop[128];
+
+/*
+ * JSON strings, read by the decoder and by the SSE picker (pick.c), which
+ * must accept exactly the strings the decoder accepts and give the same
+ * bytes for them: both read them with these two functions.
+ *
+ * owl_json_plain: p is inside a string's content. Advances over the bytes
+ * the string holds as they are (ASCII but '"', '\\' and the controls, and
+ * well-formed UTF-8) and stops at anything else: the closing quote, a
+ * backslash, a control character, a byte from 0x80 that starts no
+ * well-formed character, or end: for most strings, the closing quote.
+ */
+static inline const unsigned char *owl_json_plain(const unsigned char *p, const unsigned char *end) {
+  for (;;) {
+    size_t len, bad;
+    while (end - p >= 8 && !owl_json_special8(p) && !owl_json_high8(p)) p += 8;
+    while (p < end && *p < 0x80 && !owl_json_str_stop[*p]) p++;
+    if (p >= end || *p < 0x80 || (len = owl_utf8_char(p, end, &bad)) == 0) return p;
+    p += len;
+  }
+}
+
+/* Why owl_json_unescape refused a string, and where (at). */
+typedef enum owl_json_strfail {
+  OWL_JSON_STR_UNTERMINATED, /* at: the opening quote */
+  OWL_JSON_STR_UTF8,         /* at: the byte that starts no well-formed character */
+  OWL_JSON_STR_CONTROL,      /* at: the raw control character */
+  OWL_JSON_STR_ESCAPE,       /* at: the backslash of an escape RFC 8259 has not */
+  OWL_JSON_STR_HEX,          /* at: the backslash of a \u without 4 hex digits */
+  OWL_JSON_STR_SURROGATE,    /* at: the backslash of a \u that is half a pair alone */
+  OWL_JSON_STR_NOMEM         /* at: where out could not grow */
+} owl_json_strfail;
+
+typedef struct owl_json_strerr {
+  owl_json_strfail what;
+  const unsigned char *at;
+} owl_json_strerr;
+
+/*
+ * The string whose content starts at s (just past its opening quote), read
+ * on from p = owl_json_plain(s, end), so that nothing is scanned twice.
+ * Returns the closing quote, or NULL with *err saying why RFC 8259 refuses
+ * the string: escapes are checked, a \u high surrogate needs a \u low one
+ * right after it, and a low one alone is refused. With out, appends the
+ * content decoded to it (on failure, some of it); with NULL, only checks
+ * (the picker skipping a value it does not want).
+ */
+const unsigned char *owl_json_unescape(const unsigned char *s, const unsigned char *p, const unsigned char *end, owl_buf *out,
+                                       owl_json_strerr *err);
 
 /* Appends s to b with each maximal invalid subpart replaced by U+FFFD;
  * 0 when out of memory. */

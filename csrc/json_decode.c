@@ -11,6 +11,9 @@
  * for very long numbers. It is created on first need, inside a userdata in
  * a stack slot reserved for it, so a memory error raised by any Lua call
  * mid-parse leaves it owned by the collector.
+ *
+ * Strings with escapes are read by owl_json_unescape (json.h), which the
+ * SSE picker (pick.c) reads them with too.
  */
 #include <float.h>
 #include <locale.h>
@@ -37,10 +40,8 @@ typedef struct dec {
 
 #define IS_DIGIT(c) ((unsigned)((c) - '0') < 10u)
 
-/* 1 for the ASCII bytes that end the fast scan of a string: the closing
- * quote, a backslash, and the control characters, which RFC 8259 forbids
- * raw. Bytes from 0x80 are checked as UTF-8 apart. */
-static const unsigned char str_stop[256] = {
+/* See json.h. */
+const unsigned char owl_json_str_stop[128] = {
   1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
   1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
   0, 0, 1, [0x5c] = 1,
@@ -111,45 +112,33 @@ static int hex4(cursor p) {
   return v;
 }
 
-/* Advances over the bytes a string holds as they are: ASCII but '"', '\\'
- * and controls, and well-formed UTF-8 (RFC 3629: no overlongs, surrogates
- * or code points past U+10FFFF). Stops at anything else; *bad is set when
- * that is malformed UTF-8. */
-static cursor scan_plain(cursor p, cursor end, int *bad) {
-  for (;;) {
-    size_t len, subpart;
-    while (end - p >= 8 && !owl_json_special8(p) && !owl_json_high8(p)) p += 8;
-    while (p < end && *p < 0x80 && !str_stop[*p]) p++;
-    if (p >= end || *p < 0x80) return p;
-    if ((len = owl_utf8_char(p, end, &subpart)) == 0) {
-      *bad = 1;
-      return p;
-    }
-    p += len;
-  }
+static cursor str_fail(owl_json_strerr *err, owl_json_strfail what, cursor at) {
+  err->what = what;
+  err->at = at;
+  return NULL;
 }
 
-/* The string has escapes: decode it into the scratch buffer. run is the
- * start of its content, p the first byte the fast scan stopped at. */
-static cursor dec_string_escaped(dec *d, cursor open, cursor run, cursor p) {
-  cursor end = d->end;
-  owl_buf *b;
-  int bad = 0;
-  /* the scan stopped at the end, a control character, a backslash or bad UTF-8 */
-  if (p >= end) return dec_fail(d, open, "json: unterminated string starting");
-  if (*p >= 0x80) return dec_fail(d, p, "json: invalid UTF-8 in string");
-  if (*p < 0x20) return dec_fail(d, p, "json: control character 0x%02X in string", *p);
-  if ((b = dec_scratch(d)) == NULL) return dec_fail(d, p, "json: Lua stack exhausted");
+/* See json.h. run: where the plain bytes not yet copied to out start. */
+cursor owl_json_unescape(cursor s, cursor p, cursor end, owl_buf *out, owl_json_strerr *err) {
+  cursor run = s;
   for (;;) {
-    size_t n = (size_t)(p - run);
-    char *w;
+    char skip[4], *w = skip; /* without out, an escape is written here */
     long cp;
-    /* here *p is a backslash: room for the run before it and the longest
-     * escape output (4 bytes), checked inline since escapes are frequent */
-    if (b->cap - b->len <= n + 4 && !owl_buf_reserve(b, n + 4)) return dec_fail(d, p, "json: out of memory");
-    memcpy(b->data + b->len, run, n);
-    w = b->data + b->len + n;
-    if (end - p < 2) return dec_fail(d, open, "json: unterminated string starting");
+    /* p is where owl_json_plain stopped */
+    if (p >= end) return str_fail(err, OWL_JSON_STR_UNTERMINATED, s - 1);
+    if (*p == '"') break;
+    if (*p >= 0x80) return str_fail(err, OWL_JSON_STR_UTF8, p);
+    if (*p < 0x20) return str_fail(err, OWL_JSON_STR_CONTROL, p);
+    /* a backslash: room for the run before it and the longest escape
+     * output (4 bytes), checked inline since escapes are frequent */
+    if (out) {
+      size_t n = (size_t)(p - run);
+      if (out->cap - out->len <= n + 4 && !owl_buf_reserve(out, n + 4)) return str_fail(err, OWL_JSON_STR_NOMEM, p);
+      memcpy(out->data + out->len, run, n);
+      out->len += n;
+      w = out->data + out->len;
+    }
+    if (end - p < 2) return str_fail(err, OWL_JSON_STR_UNTERMINATED, s - 1);
     switch (p[1]) {
     case '"': *w++ = '"'; break;
     case '\\': *w++ = '\\'; break;
@@ -160,12 +149,12 @@ static cursor dec_string_escaped(dec *d, cursor open, cursor run, cursor p) {
     case 'r': *w++ = '\r'; break;
     case 't': *w++ = '\t'; break;
     case 'u':
-      if (end - p < 6 || (cp = hex4(p + 2)) < 0) return dec_fail(d, p, "json: invalid \\u escape");
-      if (cp >= 0xDC00 && cp <= 0xDFFF) return dec_fail(d, p, "json: lone surrogate \\u%04lX", cp);
+      if (end - p < 6 || (cp = hex4(p + 2)) < 0) return str_fail(err, OWL_JSON_STR_HEX, p);
+      if (cp >= 0xDC00 && cp <= 0xDFFF) return str_fail(err, OWL_JSON_STR_SURROGATE, p);
       if (cp >= 0xD800 && cp <= 0xDBFF) {
-        long lo = 0;
+        long lo;
         if (end - p < 12 || p[6] != '\\' || p[7] != 'u' || (lo = hex4(p + 8)) < 0xDC00 || lo > 0xDFFF)
-          return dec_fail(d, p, "json: lone surrogate \\u%04lX", cp);
+          return str_fail(err, OWL_JSON_STR_SURROGATE, p);
         cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
         p += 6;
       }
@@ -187,34 +176,51 @@ static cursor dec_string_escaped(dec *d, cursor open, cursor run, cursor p) {
       p += 4;
       break;
     default:
-      if (p[1] > 0x20 && p[1] < 0x7f) return dec_fail(d, p, "json: invalid escape '\\%c'", p[1]);
-      return dec_fail(d, p, "json: invalid escape (byte 0x%02X after a backslash)", p[1]);
+      return str_fail(err, OWL_JSON_STR_ESCAPE, p);
     }
-    b->len = (size_t)(w - b->data);
+    if (out) out->len = (size_t)(w - out->data);
     p += 2;
     run = p;
-    p = scan_plain(p, end, &bad);
-    if (bad) return dec_fail(d, p, "json: invalid UTF-8 in string");
-    if (p >= end) return dec_fail(d, open, "json: unterminated string starting");
-    if (*p == '"') break;
-    if (*p < 0x20) return dec_fail(d, p, "json: control character 0x%02X in string", *p);
+    p = owl_json_plain(p, end);
   }
-  if (!owl_buf_append(b, run, (size_t)(p - run))) return dec_fail(d, p, "json: out of memory");
-  lua_pushlstring(d->L, b->data, b->len);
-  return p + 1;
+  if (out && !owl_buf_append(out, run, (size_t)(p - run))) return str_fail(err, OWL_JSON_STR_NOMEM, p);
+  return p;
+}
+
+/* The message for a string owl_json_unescape refused. */
+static cursor dec_string_fail(dec *d, const owl_json_strerr *e) {
+  cursor at = e->at;
+  switch (e->what) {
+  case OWL_JSON_STR_UNTERMINATED: return dec_fail(d, at, "json: unterminated string starting");
+  case OWL_JSON_STR_UTF8: return dec_fail(d, at, "json: invalid UTF-8 in string");
+  case OWL_JSON_STR_CONTROL: return dec_fail(d, at, "json: control character 0x%02X in string", *at);
+  case OWL_JSON_STR_HEX: return dec_fail(d, at, "json: invalid \\u escape");
+  case OWL_JSON_STR_SURROGATE: return dec_fail(d, at, "json: lone surrogate \\u%04X", (unsigned)hex4(at + 2));
+  case OWL_JSON_STR_ESCAPE:
+    if (at[1] > 0x20 && at[1] < 0x7f) return dec_fail(d, at, "json: invalid escape '\\%c'", at[1]);
+    return dec_fail(d, at, "json: invalid escape (byte 0x%02X after a backslash)", at[1]);
+  case OWL_JSON_STR_NOMEM: break;
+  }
+  return dec_fail(d, at, "json: out of memory");
 }
 
 /* p is at the opening quote. A string without escapes, the common case, is
- * pushed straight from the input. */
+ * pushed straight from the input; one with escapes is decoded into the
+ * scratch buffer. */
 static cursor dec_string(dec *d, cursor p) {
-  cursor open = p, run = p + 1, end = d->end;
-  int bad = 0;
-  p = scan_plain(run, end, &bad);
+  cursor s = p + 1, end = d->end, close;
+  owl_buf *b = NULL;
+  owl_json_strerr e;
+  p = owl_json_plain(s, end);
   if (p < end && *p == '"') {
-    lua_pushlstring(d->L, (const char *)run, (size_t)(p - run));
+    lua_pushlstring(d->L, (const char *)s, (size_t)(p - s));
     return p + 1;
   }
-  return dec_string_escaped(d, open, run, p);
+  if (p < end && *p == '\\' && (b = dec_scratch(d)) == NULL) return dec_fail(d, p, "json: Lua stack exhausted");
+  /* anything but a backslash at p is refused at once, so b is set below */
+  if ((close = owl_json_unescape(s, p, end, b, &e)) == NULL) return dec_string_fail(d, &e);
+  lua_pushlstring(d->L, b->data, b->len);
+  return close + 1;
 }
 
 /* --- numbers ----------------------------------------------------------- */

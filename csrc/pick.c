@@ -7,7 +7,9 @@
  * steps so far match. It validates what it walks by the grammar owl's
  * decoder (json_decode.c) enforces, since an event it picks never reaches
  * that decoder: strict RFC 8259, well-formed UTF-8 in strings, escapes and
- * surrogate pairs checked. Anything it does not accept goes to Lua whole,
+ * surrogate pairs checked. Strings it reads with the decoder's own
+ * functions (owl_json_plain, owl_json_unescape), so the two cannot differ
+ * on one. Anything it does not accept goes to Lua whole,
  * where the decoder gives the same answer, or the same error, as it
  * always did; the picker only ever takes the fast road, never a different
  * one.
@@ -59,108 +61,25 @@ static cursor ws(cursor s, cursor end) {
   return s;
 }
 
-static int hex4(cursor p) {
-  int v = 0, i;
-  for (i = 0; i < 4; i++) {
-    int c = p[i];
-    if (c >= '0' && c <= '9') v = v * 16 + (c - '0');
-    else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') v = v * 16 + ((c | 0x20) - 'a' + 10);
-    else return -1;
-  }
-  return v;
-}
-
 /* s is just past an opening quote: the closing quote, or NULL when the
- * string is not one owl's decoder takes. *esc is set when it holds
- * escapes. */
-static cursor scan_string(cursor s, cursor end, int *esc) {
-  *esc = 0;
-  for (;;) {
-    size_t len, bad;
-    while (end - s >= 8 && !owl_json_special8(s) && !owl_json_high8(s)) s += 8;
-    if (s >= end) return NULL;
-    if (*s == '"') return s;
-    if (*s < 0x20) return NULL;
-    if (*s == '\\') {
-      int cp;
-      *esc = 1;
-      if (end - s < 2) return NULL;
-      switch (s[1]) {
-      case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-        s += 2;
-        continue;
-      case 'u':
-        if (end - s < 6 || (cp = hex4(s + 2)) < 0 || (cp >= 0xDC00 && cp <= 0xDFFF)) return NULL;
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-          int lo;
-          if (end - s < 12 || s[6] != '\\' || s[7] != 'u' || (lo = hex4(s + 8)) < 0xDC00 || lo > 0xDFFF) return NULL;
-          s += 6;
-        }
-        s += 6;
-        continue;
-      default:
-        return NULL;
-      }
+ * string is not one owl's decoder takes or, with out, when out cannot grow
+ * (*nomem is set then). With out, the content is appended to it decoded.
+ * *esc is set when the string holds escapes. */
+static cursor string_end(cursor s, cursor end, owl_buf *out, int *esc, int *nomem) {
+  owl_json_strerr e;
+  cursor close = owl_json_plain(s, end);
+  if (close < end && *close == '"') {
+    *esc = 0;
+    if (out && !owl_buf_append(out, s, (size_t)(close - s))) {
+      *nomem = 1;
+      return NULL;
     }
-    if (*s < 0x80) {
-      s++;
-      continue;
-    }
-    if ((len = owl_utf8_char(s, end, &bad)) == 0) return NULL;
-    s += len;
+    return close;
   }
-}
-
-/* Appends the string [s, close) decoded; scan_string has checked it. */
-static int decode_string(cursor s, cursor close, owl_buf *out) {
-  if (!owl_buf_reserve(out, (size_t)(close - s))) return 0; /* decoding never lengthens */
-  while (s < close) {
-    char *w = out->data + out->len;
-    long cp;
-    if (*s != '\\') {
-      cursor q = s;
-      while (q < close && *q != '\\') q++;
-      memcpy(w, s, (size_t)(q - s));
-      out->len += (size_t)(q - s);
-      s = q;
-      continue;
-    }
-    switch (s[1]) {
-    case 'b': *w++ = '\b'; break;
-    case 'f': *w++ = '\f'; break;
-    case 'n': *w++ = '\n'; break;
-    case 'r': *w++ = '\r'; break;
-    case 't': *w++ = '\t'; break;
-    case 'u':
-      cp = hex4(s + 2);
-      if (cp >= 0xD800 && cp <= 0xDBFF) {
-        cp = 0x10000 + ((cp - 0xD800) << 10) + (hex4(s + 8) - 0xDC00);
-        s += 6;
-      }
-      s += 4;
-      if (cp < 0x80) {
-        *w++ = (char)cp;
-      } else if (cp < 0x800) {
-        *w++ = (char)(0xC0 | (cp >> 6));
-        *w++ = (char)(0x80 | (cp & 0x3F));
-      } else if (cp < 0x10000) {
-        *w++ = (char)(0xE0 | (cp >> 12));
-        *w++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-        *w++ = (char)(0x80 | (cp & 0x3F));
-      } else {
-        *w++ = (char)(0xF0 | (cp >> 18));
-        *w++ = (char)(0x80 | ((cp >> 12) & 0x3F));
-        *w++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-        *w++ = (char)(0x80 | (cp & 0x3F));
-      }
-      break;
-    default: *w++ = (char)s[1]; break; /* '"', '\\', '/' */
-    }
-    out->len = (size_t)(w - out->data);
-    s += 2;
-  }
-  out->data[out->len] = '\0';
-  return 1;
+  *esc = 1;
+  close = owl_json_unescape(s, close, end, out, &e);
+  if (close == NULL && e.what == OWL_JSON_STR_NOMEM) *nomem = 1;
+  return close;
 }
 
 /* A number by RFC 8259's grammar: the position after it, or NULL. */
@@ -228,10 +147,13 @@ typedef struct plevel {
   uint32_t seen; /* an object's: paths a member name matched already */
 } plevel;
 
-/* Appends the string value [s, close) for every path of leaf. */
-static int emit(const owl_pick *p, uint32_t leaf, cursor s, cursor close, int esc, owl_buf *out) {
+/* Appends the string whose content starts at s once for every path of
+ * leaf (not 0), each value after its record: the closing quote, or NULL as
+ * string_end. */
+static cursor emit(const owl_pick *p, uint32_t leaf, cursor s, cursor end, owl_buf *out, int *nomem) {
+  cursor close = NULL;
   while (leaf) {
-    int i = __builtin_ctz(leaf);
+    int i = __builtin_ctz(leaf), esc;
     owl_pick_value v;
     size_t at;
     leaf &= leaf - 1;
@@ -239,16 +161,15 @@ static int emit(const owl_pick *p, uint32_t leaf, cursor s, cursor close, int es
     v.field = p->paths[i].field;
     v.len = 0;
     at = out->len;
-    if (!owl_buf_append(out, &v, sizeof v)) return 0;
-    if (esc) {
-      if (!decode_string(s, close, out)) return 0;
-    } else if (!owl_buf_append(out, s, (size_t)(close - s))) {
-      return 0;
+    if (!owl_buf_append(out, &v, sizeof v)) {
+      *nomem = 1;
+      return NULL;
     }
+    if ((close = string_end(s, end, out, &esc, nomem)) == NULL) return NULL;
     v.len = out->len - at - sizeof v;
     memcpy(out->data + at, &v, sizeof v);
   }
-  return 1;
+  return close;
 }
 
 /* An object member's name at s (at its quote), up to the colon and the
@@ -256,9 +177,9 @@ static int emit(const owl_pick *p, uint32_t leaf, cursor s, cursor close, int es
  * whole. */
 static cursor member(const owl_pick *p, plevel *l, int d, cursor s, cursor end, uint32_t *mask) {
   cursor close;
-  int esc;
+  int esc, nomem = 0;
   uint32_t hit = 0;
-  if (s >= end || *s != '"' || (close = scan_string(s + 1, end, &esc)) == NULL) return NULL;
+  if (s >= end || *s != '"' || (close = string_end(s + 1, end, NULL, &esc, &nomem)) == NULL) return NULL;
   if (l->mask) {
     /* a name spelled with escapes could be a path's: the decoder reads it */
     if (esc && any_key(p, l->mask, d)) return NULL;
@@ -306,15 +227,17 @@ static int scan(const owl_pick *p, cursor s, cursor end, owl_buf *out) {
         continue;
       }
     } else if (*s == '"') {
-      int esc;
-      cursor close = scan_string(s + 1, end, &esc);
-      if (close == NULL) return 0;
+      cursor close;
+      int esc, nomem = 0;
       if (leaf) {
         uint32_t b;
         for (b = leaf; b; b &= b - 1)
           if (p->paths[__builtin_ctz(b)].kind == PICK_ABSENT) return 0;
-        if (!emit(p, leaf, s + 1, close, esc, out)) return -1;
+        close = emit(p, leaf, s + 1, end, out, &nomem);
+      } else {
+        close = string_end(s + 1, end, NULL, &esc, &nomem);
       }
+      if (close == NULL) return nomem ? -1 : 0;
       s = close + 1;
     } else if (*s == 'n') {
       if ((s = literal(s, end, "null", 4)) == NULL) return 0; /* null: as absent */

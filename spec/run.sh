@@ -112,10 +112,10 @@ run_static() {
 
 # --- fuzz -------------------------------------------------------------------
 # Each libFuzzer target of `make fuzz` for FUZZ_SECONDS (10) with its seed
-# corpus, one check per target, so 20 s or so in all. Without clang's
+# corpus, one check per target, so 30 s or so in all. Without clang's
 # libFuzzer (tools/install-deps fuzz installs it) the build fails and so
 # does the check, saying so: a fuzz target that cannot run is never a pass.
-FUZZ_TARGETS=(json_decode sse)
+FUZZ_TARGETS=(json_decode sse pick)
 fuzz_one() {
   local t="$1"
   if ! make --no-print-directory "build/fuzz/$t" >"/tmp/owl-fuzz-build.$$" 2>&1; then

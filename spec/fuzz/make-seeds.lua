@@ -31,7 +31,8 @@ for _, name in ipairs(mock.fixture_names()) do
   if fx.body:match("^data:") or fx.body:match("^event:") then
     -- the SSE target: two control bytes (default cap, no chosen split), the stream
     write("spec/fuzz/sse/" .. stem, "\0\0" .. fx.body)
-    -- the JSON target: the first chunk, one from the middle, the last two
+    -- the JSON and picker targets: the first chunk, one from the middle,
+    -- the last two
     local lines = data_lines(fx.body)
     local picks = { 1, math.floor(#lines / 2), #lines - 1, #lines }
     local seen = {}
@@ -39,7 +40,8 @@ for _, name in ipairs(mock.fixture_names()) do
       if lines[i] and not seen[i] then
         seen[i] = true
         write(string.format("spec/fuzz/json_decode/%s-chunk-%02d", stem, i), lines[i])
-        count = count + 1
+        write(string.format("spec/fuzz/pick/%s-chunk-%02d", stem, i), lines[i])
+        count = count + 2
       end
     end
   else
