@@ -119,9 +119,9 @@ FUZZ_SRCS_json_decode = csrc/json_decode.c csrc/json_encode.c csrc/buffer.c
 FUZZ_SRCS_sse = csrc/sse.c csrc/buffer.c
 FUZZ_SRCS_pick = csrc/pick.c csrc/json_decode.c csrc/json_encode.c csrc/buffer.c
 
-build/fuzz/json_decode: spec/fuzz/json_decode_fuzz.c $(FUZZ_SRCS_json_decode) $(HDRS) Makefile
-build/fuzz/sse: spec/fuzz/sse_fuzz.c $(FUZZ_SRCS_sse) $(HDRS) Makefile
-build/fuzz/pick: spec/fuzz/pick_fuzz.c $(FUZZ_SRCS_pick) $(HDRS) Makefile
+build/fuzz/json_decode: spec/fuzz/json_decode_fuzz.c spec/fuzz/check.h $(FUZZ_SRCS_json_decode) $(HDRS) Makefile
+build/fuzz/sse: spec/fuzz/sse_fuzz.c spec/fuzz/check.h $(FUZZ_SRCS_sse) $(HDRS) Makefile
+build/fuzz/pick: spec/fuzz/pick_fuzz.c spec/fuzz/check.h $(FUZZ_SRCS_pick) $(HDRS) Makefile
 build/fuzz/%:
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -D_POSIX_C_SOURCE=200809L $(FUZZ_LUA_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LUA_LIBS) -lm

@@ -26,13 +26,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond, what)                                                          \
-  do {                                                                             \
-    if (!(cond)) {                                                                 \
-      fprintf(stderr, "json_decode_fuzz: broken promise: %s (%s:%d)\n", what, __FILE__, __LINE__); \
-      abort();                                                                     \
-    }                                                                              \
-  } while (0)
+#define FUZZ_NAME "json_decode_fuzz"
+#include "check.h"
 
 /* Every string in the value at idx (keys too) is valid UTF-8. */
 static void check_utf8(lua_State *L, int idx, int depth) {

@@ -27,13 +27,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond, what)                                                     \
-  do {                                                                        \
-    if (!(cond)) {                                                            \
-      fprintf(stderr, "pick_fuzz: broken promise: %s (%s:%d)\n", what, __FILE__, __LINE__); \
-      abort();                                                                \
-    }                                                                         \
-  } while (0)
+#define FUZZ_NAME "pick_fuzz"
+#include "check.h"
 
 /* A path is a list of steps: a member name, or "#n" for array index n. */
 #define MAX_STEPS 4

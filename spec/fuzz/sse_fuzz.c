@@ -27,13 +27,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond, what)                                                         \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      fprintf(stderr, "sse_fuzz: broken promise: %s (%s:%d)\n", what, __FILE__, __LINE__); \
-      abort();                                                                    \
-    }                                                                             \
-  } while (0)
+#define FUZZ_NAME "sse_fuzz"
+#include "check.h"
 
 /* What one way of feeding produced: the events, serialized. */
 typedef struct run {
