@@ -140,6 +140,15 @@ static int any_key(const owl_pick *p, uint32_t mask, int d) {
   return 0;
 }
 
+/* Where a walk's joined string was, for a memo: its content's start and
+ * closing quote in the data, its record's start and end in the output.
+ * joins counts the joined strings emitted (a memo wants exactly one). */
+typedef struct scan_info {
+  int joins, field;
+  const unsigned char *open, *close;
+  size_t rec_at, rec_end;
+} scan_info;
+
 typedef struct plevel {
   int is_object;
   double n;      /* an array's items so far */
@@ -150,8 +159,19 @@ typedef struct plevel {
 /* Appends the string whose content starts at s once for every path of
  * leaf (not 0), each value after its record: the closing quote, or NULL as
  * string_end. */
-static cursor emit(const owl_pick *p, uint32_t leaf, cursor s, cursor end, owl_buf *out, int *nomem) {
+static cursor emit(const owl_pick *p, uint32_t leaf, cursor s, cursor end, owl_buf *out, int *nomem,
+                   scan_info *info) {
   cursor close = NULL;
+  if (info && (leaf & (leaf - 1)) == 0 && p->paths[__builtin_ctz(leaf)].kind == PICK_JOIN) {
+    info->joins++;
+    info->field = p->paths[__builtin_ctz(leaf)].field;
+    info->open = s;
+    info->rec_at = out->len;
+  } else if (info) {
+    uint32_t b;
+    for (b = leaf; b; b &= b - 1)
+      if (p->paths[__builtin_ctz(b)].kind == PICK_JOIN) info->joins += 2; /* one string, two joins: no memo */
+  }
   while (leaf) {
     int i = __builtin_ctz(leaf), esc;
     owl_pick_value v;
@@ -168,6 +188,10 @@ static cursor emit(const owl_pick *p, uint32_t leaf, cursor s, cursor end, owl_b
     if ((close = string_end(s, end, out, &esc, nomem)) == NULL) return NULL;
     v.len = out->len - at - sizeof v;
     memcpy(out->data + at, &v, sizeof v);
+  }
+  if (info && info->open == s) {
+    info->close = close;
+    info->rec_end = out->len;
   }
   return close;
 }
@@ -194,8 +218,9 @@ static cursor member(const owl_pick *p, plevel *l, int d, cursor s, cursor end, 
   return ws(s + 1, end);
 }
 
-/* 1 picked, 0 whole, -1 out of memory. */
-static int scan(const owl_pick *p, cursor s, cursor end, owl_buf *out) {
+/* 1 picked, 0 whole, -1 out of memory. info (or NULL) learns where the
+ * joined string was. */
+static int scan(const owl_pick *p, cursor s, cursor end, owl_buf *out, scan_info *info) {
   plevel lv[OWL_PICK_MAX_DEPTH];
   int depth = 0;
   uint32_t mask = ((uint64_t)1 << p->npaths) - 1; /* the paths the next value is on */
@@ -233,7 +258,7 @@ static int scan(const owl_pick *p, cursor s, cursor end, owl_buf *out) {
         uint32_t b;
         for (b = leaf; b; b &= b - 1)
           if (p->paths[__builtin_ctz(b)].kind == PICK_ABSENT) return 0;
-        close = emit(p, leaf, s + 1, end, out, &nomem);
+        close = emit(p, leaf, s + 1, end, out, &nomem, info);
       } else {
         close = string_end(s + 1, end, NULL, &esc, &nomem);
       }
@@ -278,12 +303,95 @@ int owl_pick_event(const owl_pick *p, const char *type, size_t type_len, const c
   size_t saved = out->len;
   int r;
   if (p->event && (type_len != p->event_len || memcmp(type, p->event, type_len) != 0)) return 0;
-  r = scan(p, (cursor)data, (cursor)data + len, out);
+  r = scan(p, (cursor)data, (cursor)data + len, out, NULL);
   if (r != 1) {
     out->len = saved;
     if (out->data) out->data[saved] = '\0';
   }
   return r;
+}
+
+/* The memo of an event just picked into out from saved on, or none. */
+static void remember(owl_pick_memo *m, const owl_pick *p, cursor data, size_t len, const owl_buf *out, size_t saved,
+                     const scan_info *info) {
+  size_t prefix, suffix, before, after;
+  m->valid = 0;
+  if (info->joins != 1 || info->close == NULL) return;
+  prefix = (size_t)(info->open - data);
+  suffix = len - (size_t)(info->close - data);
+  before = info->rec_at - saved;
+  after = out->len - info->rec_end;
+  owl_buf_reset(&m->bytes);
+  if (!owl_buf_append(&m->bytes, data, prefix) || !owl_buf_append(&m->bytes, info->close, suffix) ||
+      !owl_buf_append(&m->bytes, out->data + saved, before) ||
+      !owl_buf_append(&m->bytes, out->data + info->rec_end, after))
+    return; /* no memory for a memo: the next event is walked */
+  m->p = p;
+  m->prefix = prefix;
+  m->suffix = suffix;
+  m->before = before;
+  m->after = after;
+  m->field = info->field;
+  m->valid = 1;
+}
+
+/* The memo's answer for an event, or -2 when it has none (walk it). */
+static int recall(const owl_pick_memo *m, cursor data, size_t len, owl_buf *out) {
+  const char *mb = m->bytes.data;
+  cursor close, end = data + len;
+  size_t saved = out->len, at;
+  int esc, nomem = 0;
+  owl_pick_value v;
+  if (len < m->prefix + m->suffix || memcmp(data, mb, m->prefix) != 0 ||
+      memcmp(end - m->suffix, mb + m->prefix, m->suffix) != 0)
+    return -2;
+  memset(&v, 0, sizeof v);
+  v.field = m->field;
+  if (!owl_buf_append(out, mb + m->prefix + m->suffix, m->before)) return -1;
+  at = out->len;
+  if (!owl_buf_append(out, &v, sizeof v)) goto nomem;
+  /* the string must end where the suffix begins (at its closing quote) */
+  close = string_end(data + m->prefix, end, out, &esc, &nomem);
+  if (close != end - m->suffix) {
+    out->len = saved;
+    if (out->data) out->data[saved] = '\0';
+    return nomem ? -1 : -2;
+  }
+  v.len = out->len - at - sizeof v;
+  memcpy(out->data + at, &v, sizeof v);
+  if (!owl_buf_append(out, mb + m->prefix + m->suffix + m->before, m->after)) goto nomem;
+  return 1;
+nomem:
+  out->len = saved;
+  if (out->data) out->data[saved] = '\0';
+  return -1;
+}
+
+int owl_pick_event_memo(const owl_pick *p, owl_pick_memo *memo, const char *type, size_t type_len, const char *data,
+                        size_t len, owl_buf *out) {
+  size_t saved = out->len;
+  scan_info info;
+  int r;
+  if (p->event && (type_len != p->event_len || memcmp(type, p->event, type_len) != 0)) return 0;
+  if (memo->valid && memo->p == p) {
+    r = recall(memo, (cursor)data, len, out);
+    if (r != -2) return r;
+  }
+  memset(&info, 0, sizeof info);
+  r = scan(p, (cursor)data, (cursor)data + len, out, &info);
+  if (r != 1) {
+    out->len = saved;
+    if (out->data) out->data[saved] = '\0';
+    return r;
+  }
+  remember(memo, p, (cursor)data, len, out, saved, &info);
+  return r;
+}
+
+void owl_pick_memo_free(owl_pick_memo *memo) {
+  owl_buf_free(&memo->bytes);
+  memo->valid = 0;
+  memo->p = NULL;
 }
 
 const char *owl_pick_field(const owl_pick *p, int i, size_t *len, int *join) {

@@ -45,6 +45,31 @@ typedef struct owl_pick_value {
  * picker's event filter. */
 int owl_pick_event(const owl_pick *p, const char *type, size_t type_len, const char *data, size_t len, owl_buf *out);
 
+/*
+ * What a stream's last picked event looked like, so that the next can be
+ * picked without walking it again. The events of one stream differ mostly
+ * in one string: the piece of text (OpenAI's chunks repeat id, object,
+ * created, model and the path down to the content, some 200 bytes, and
+ * close the same way). An event whose bytes are the last one's up to the
+ * opening quote of its joined string and from that string's closing quote
+ * on, and whose string in between is one the decoder takes, has the same
+ * structure, the same verdict and the same values but that string's: they
+ * are copied, and only the string is read. A transfer owns one (zeroed at
+ * first); owl_pick_memo_free frees it.
+ */
+typedef struct owl_pick_memo {
+  const owl_pick *p; /* the picker it was made by: another starts afresh */
+  owl_buf bytes;     /* the prefix, the suffix, the records before and after */
+  size_t prefix, suffix, before, after; /* their lengths, in that order */
+  int field;         /* the joined string's field */
+  int valid;
+} owl_pick_memo;
+
+/* owl_pick_event, with memo: the same answer, the same output. */
+int owl_pick_event_memo(const owl_pick *p, owl_pick_memo *memo, const char *type, size_t type_len, const char *data,
+                        size_t len, owl_buf *out);
+void owl_pick_memo_free(owl_pick_memo *memo);
+
 /* The name of field i, and whether its values are joined when picked
  * events are merged (else the last one counts). */
 const char *owl_pick_field(const owl_pick *p, int i, size_t *len, int *join);

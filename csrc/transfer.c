@@ -301,7 +301,7 @@ static int keep_picked(owl_transfer *t, const owl_sse_event *ev) {
     b->len = at;
     return -1;
   }
-  r = owl_pick_event(t->pick, ev->type, ev->type_len, ev->data, ev->data_len, b);
+  r = owl_pick_event_memo(t->pick, &t->pick_memo, ev->type, ev->type_len, ev->data, ev->data_len, b);
   if (r != 1) {
     b->len = at;
     return r;
@@ -703,6 +703,7 @@ void owl_transfer_finish(owl_transfer *t, CURLcode result) {
   t->state = OWL_DONE;
   if (result != CURLE_OK && !t->cancelled) explain(t, result);
   if (t->sse) owl_sse_free(&t->parser);
+  owl_pick_memo_free(&t->pick_memo);
   owl_buf_free(&t->body);
   owl_headers_release(t->headers);
   t->headers = NULL;
@@ -943,6 +944,7 @@ static int t_sse_pick(lua_State *L) {
   }
   if (p) owl_pick_retain(p);
   owl_pick_release(t->pick);
+  owl_pick_memo_free(&t->pick_memo); /* made by the old picker (whose address a new one may reuse) */
   t->pick = p;
   t->pick_merge = lua_toboolean(L, 3);
   t->pick_join = -1; /* the one joined field merges extend in place, if one */
@@ -1083,6 +1085,7 @@ static int t_release(lua_State *L) {
   t->nevents = 0;
   owl_pick_release(t->pick);
   t->pick = NULL;
+  owl_pick_memo_free(&t->pick_memo);
   t->events_off = 0;
   if (t->sse) owl_sse_free(&t->parser); /* idempotent: __gc frees it again */
   return 0;
@@ -1104,6 +1107,7 @@ static int t_gc(lua_State *L) {
   owl_buf_free(&t->events);
   owl_pick_release(t->pick);
   t->pick = NULL;
+  owl_pick_memo_free(&t->pick_memo);
   if (t->sse) owl_sse_free(&t->parser);
   owl_headers_release(t->headers);
   t->headers = NULL;

@@ -92,6 +92,7 @@ struct owl_transfer {
   owl_pick *pick;        /* sse: t:sse_pick's picker (counted reference), or NULL */
   int pick_merge;        /* t:sse_pick's merge: picked events in a row make one record, and are no news */
   int pick_join;         /* the picker's one joined field, or -1 (none or several) */
+  owl_pick_memo pick_memo; /* the last picked event's shape, for the next (pick.h) */
   int raw_queued;        /* this write queued an event whole (news even with pick_merge) */
   size_t open_pick;      /* offset in events of the picked record a merge extends, or OWL_NO_RUN */
   size_t nevents;

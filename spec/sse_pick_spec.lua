@@ -182,6 +182,34 @@ describe("core.sse_pick", function()
       assert.same({ whole(WHOLE[1]), whole(WHOLE[3]), whole(WHOLE[7]) }, events(sse{ WHOLE[1], WHOLE[3], WHOLE[7] }))
     end)
 
+    -- A stream's events are read through a memo of the last one's shape
+    -- (pick.h, owl_pick_memo): an event with the same bytes around its
+    -- joined string reads only that string. These cases have the memo's
+    -- prefix and suffix and something else between them: each must come out
+    -- as the walk alone gives it.
+    it("gives the same as a walk for events that share the last one's shape", function()
+      local first = chunk('"Hel"', ',"usage":null')
+      local cases = {
+        chunk('"lo"', ',"usage":1234'),             -- the suffix's absent path present, same length
+        chunk('"lo \\u00e9\\n\\""'),            -- escapes: read by the decoder's unescape
+        chunk('"x","extra":"y"'),                  -- a quote inside: another member, walked
+        chunk('"a","model":"other"'),              -- and one that changes a picked value
+        chunk('"a\1b"'),                            -- a raw control character: handed whole
+        chunk('"unterminated'),                    -- no closing quote where the suffix begins
+        chunk('""'),                               -- empty
+        '{"id":"c1","model":"m","choices":[{"index":0,"delta":{"content":"ok"}}],"usage":{"n":1}}', -- another suffix
+        chunk('"ok"'),                             -- a shorter suffix
+      }
+      for _, c in ipairs(cases) do
+        local p = core.sse_pick(PICK)
+        local alone = p:pick(c)
+        local evs = events(sse{ first, c, first })
+        assert.same(picked{ text = "Hel", id = "c1", model = "m" }, evs[1], c)
+        if alone then assert.same(picked(alone), evs[2], c) else assert.same(whole(c), evs[2], c) end
+        assert.same(picked{ text = "Hel", id = "c1", model = "m" }, evs[3], c)
+      end
+    end)
+
     it("never picks what decoding would read otherwise (generated documents)", function()
       local p = core.sse_pick(PICK)
       local parts = { '"id":"c"', '"id":null', '"id":5', '"model":"m"', '"usage":null', '"usage":{}', '"error":null',

@@ -44,6 +44,9 @@ for _, name in ipairs(mock.fixture_names()) do
         count = count + 2
       end
     end
+    -- the picker's memo: a stream's data lines, one per line, in order
+    write("spec/fuzz/pick/" .. stem .. "-lines", table.concat(lines, "\n"))
+    count = count + 1
   else
     write("spec/fuzz/json_decode/" .. stem .. "-body", fx.body)
   end

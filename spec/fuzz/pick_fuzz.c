@@ -15,6 +15,8 @@
  * out of memory (the fuzzer has memory enough).
  * An input the picker hands whole promises nothing here: the decoder
  * (json_decode's own target) reads it as it would without a picker.
+ * The input's lines, fed in order with a memo (owl_pick_event_memo), give
+ * what each line gives alone.
  * A broken promise aborts, which libFuzzer reports as a crash with the input.
  */
 #include <stdint.h>
@@ -171,6 +173,37 @@ static void run(lua_State *L, int mod, const fz_path *paths, int n, const uint8_
   lua_pop(L, 1);
 }
 
+/* The memo (owl_pick_event_memo) promises the plain walk's answer: the
+ * input's lines, fed in order as one stream's events, each give the same
+ * verdict and the same bytes with the memo as without. The output keeps
+ * what earlier events wrote, as a transfer's queue does. */
+static void run_memo(lua_State *L, int mod, const fz_path *paths, int n, const uint8_t *data, size_t size) {
+  owl_buf plain = OWL_BUF_INIT, memod = OWL_BUF_INIT;
+  owl_pick_memo memo;
+  owl_pick *pk = compile(L, mod, paths, n);
+  size_t at = 0;
+  static const uint8_t none[1] = {0};
+  if (size == 0) data = none; /* libFuzzer's empty input has no bytes to point at */
+  memset(&memo, 0, sizeof memo);
+  while (at <= size) {
+    const uint8_t *nl = at < size ? memchr(data + at, '\n', size - at) : NULL;
+    size_t len = (nl ? (size_t)(nl - data) : size) - at, before = memod.len;
+    int r1, r2;
+    owl_buf_reset(&plain);
+    r1 = owl_pick_event(pk, "message", 7, (const char *)data + at, len, &plain);
+    r2 = owl_pick_event_memo(pk, &memo, "message", 7, (const char *)data + at, len, &memod);
+    CHECK(r1 == r2, "the memo's verdict differs from the walk's");
+    CHECK(memod.len - before == plain.len && (plain.len == 0 || memcmp(memod.data + before, plain.data, plain.len) == 0),
+          "the memo's values differ from the walk's");
+    if (!nl) break;
+    at += len + 1;
+  }
+  owl_pick_memo_free(&memo);
+  owl_buf_free(&plain);
+  owl_buf_free(&memod);
+  lua_pop(L, 1);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   lua_State *L = luaL_newstate();
   int mod;
@@ -180,6 +213,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   owl_pick_open(L);
   run(L, mod, openai, (int)(sizeof openai / sizeof openai[0]), data, size);
   run(L, mod, short_names, (int)(sizeof short_names / sizeof short_names[0]), data, size);
+  run_memo(L, mod, openai, (int)(sizeof openai / sizeof openai[0]), data, size);
+  run_memo(L, mod, short_names, (int)(sizeof short_names / sizeof short_names[0]), data, size);
   lua_close(L);
   return 0;
 }
