@@ -1069,8 +1069,8 @@ static int t_cancel(lua_State *L) {
  * handle, now rather than whenever the collector gets to it: the collector
  * sees only the small userdata, not the kilobytes behind it, so a thousand
  * read transfers could otherwise hold their memory for a long time.
- * status() and failure() still answer; body(), header() and events() are
- * empty. */
+ * status() and failure() still answer; body(), take(), header() and
+ * events() are empty. */
 static int t_release(lua_State *L) {
   owl_transfer *t = owl_transfer_check(L, 1);
   if (t->state != OWL_DONE) return luaL_error(L, "owl.core: t:release needs a finished transfer (it is %s)", state_names[t->state]);
@@ -1080,6 +1080,7 @@ static int t_release(lua_State *L) {
   }
   owl_buf_free(&t->body);
   owl_buf_free(&t->response);
+  t->taken = 0; /* else take() would count from the freed body's end: response.len - taken wraps */
   owl_buf_free(&t->header_lines);
   owl_buf_free(&t->events);
   t->nevents = 0;

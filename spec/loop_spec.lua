@@ -390,6 +390,22 @@ describe("owl.core loop", function()
       loop:close()
     end)
 
+    -- regression: release kept the count of bytes taken, so the next take
+    -- computed 0 - taken (a wrapped size_t): take() raised a memory error
+    -- and take(n) copied n bytes from address `taken` (a NULL body plus
+    -- the offset), a segfault
+    it("take after release is empty, not a read of the freed body", function()
+      local loop = core.loop()
+      local t = loop:request(spec_for(server, { "x-mock-body: " .. DRIP }, { body = BODY }))
+      loop:run()
+      assert.equal("012", t:take(3))
+      t:release()
+      assert.equal("", t:take(2))
+      assert.equal("", t:take())
+      assert.equal("", t:body())
+      loop:close()
+    end)
+
     it("spec.stream must be a boolean", function()
       local loop = core.loop()
       assert.has_error(function() loop:request{ url = "http://x/", stream = 1 } end, "owl.core: spec.stream must be a boolean")
