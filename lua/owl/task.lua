@@ -373,8 +373,9 @@ end
 -- last one's overrun: a task runs to its next wait or checkpoint, past the
 -- deadline by up to one unit of work. The reserve is learnt: the largest
 -- recent overrun (one that no reserve could absorb left out), decaying, at
--- least a tenth of the budget and at most half of it. A step that could resume no ready task makes the next one
--- resume one whatever it costs, so that tasks never starve either.
+-- least a tenth of the budget and at most half of it. A step that could
+-- resume no ready task makes the next one resume one whatever it costs,
+-- so that tasks never starve either.
 local IO_SHARE = 0.5        -- of the budget, at most, for the loops' socket actions
 local RESERVE_MIN = 0.1     -- of the budget, the least kept for the overrun
 local RESERVE_MAX = 0.5     -- of the budget, the most
@@ -391,6 +392,9 @@ function M.host_step(budget_ms)
   local budget = budget_ms / 1000
   local stop = start + budget
   local outer = deadline
+  -- the whole budget meanwhile: a closed loop's waiters, released below,
+  -- are resumed within it too
+  deadline = stop
   local ok, err = pcall(function()
     local loops = M.loops()
     fire_timers()
