@@ -37,9 +37,11 @@ int owl_buf_append(owl_buf *b, const void *p, size_t n) {
   return 1;
 }
 
-void owl_buf_reset(owl_buf *b) {
-  b->len = 0;
-  if (b->data) b->data[0] = '\0';
+void owl_buf_reset(owl_buf *b) { owl_buf_truncate(b, 0); }
+
+void owl_buf_truncate(owl_buf *b, size_t n) {
+  b->len = n;
+  if (b->data) b->data[n] = '\0';
 }
 
 void owl_buf_free(owl_buf *b) {

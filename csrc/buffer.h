@@ -30,6 +30,8 @@ int owl_buf_reserve(owl_buf *b, size_t extra);
 int owl_buf_reserve_exact(owl_buf *b, size_t extra);
 int owl_buf_append(owl_buf *b, const void *p, size_t n);
 void owl_buf_reset(owl_buf *b); /* len = 0, keeps the memory */
+/* len = n (n <= len): drops what was appended after n, keeps the memory. */
+void owl_buf_truncate(owl_buf *b, size_t n);
 void owl_buf_free(owl_buf *b);  /* releases the memory; the buffer is empty and reusable */
 
 #if defined(__GNUC__) && __GNUC__ >= 4

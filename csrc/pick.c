@@ -299,14 +299,18 @@ static int scan(const owl_pick *p, cursor s, cursor end, owl_buf *out, scan_info
   }
 }
 
+/* Whether the picker reads events of this type (an event: line's value). */
+static int wants(const owl_pick *p, const char *type, size_t type_len) {
+  return !p->event || (type_len == p->event_len && memcmp(type, p->event, type_len) == 0);
+}
+
 int owl_pick_event(const owl_pick *p, const char *type, size_t type_len, const char *data, size_t len, owl_buf *out) {
   size_t saved = out->len;
   int r;
-  if (p->event && (type_len != p->event_len || memcmp(type, p->event, type_len) != 0)) return 0;
+  if (!wants(p, type, type_len)) return 0;
   r = scan(p, (cursor)data, (cursor)data + len, out, NULL);
   if (r != 1) {
-    out->len = saved;
-    if (out->data) out->data[saved] = '\0';
+    owl_buf_truncate(out, saved);
   }
   return r;
 }
@@ -353,8 +357,7 @@ static int recall(const owl_pick_memo *m, cursor data, size_t len, owl_buf *out)
   /* the string must end where the suffix begins (at its closing quote) */
   close = string_end(data + m->prefix, end, out, &esc, &nomem);
   if (close != end - m->suffix) {
-    out->len = saved;
-    if (out->data) out->data[saved] = '\0';
+    owl_buf_truncate(out, saved);
     return nomem ? -1 : -2;
   }
   v.len = out->len - at - sizeof v;
@@ -362,8 +365,7 @@ static int recall(const owl_pick_memo *m, cursor data, size_t len, owl_buf *out)
   if (!owl_buf_append(out, mb + m->prefix + m->suffix + m->before, m->after)) goto nomem;
   return 1;
 nomem:
-  out->len = saved;
-  if (out->data) out->data[saved] = '\0';
+  owl_buf_truncate(out, saved);
   return -1;
 }
 
@@ -372,7 +374,7 @@ int owl_pick_event_memo(const owl_pick *p, owl_pick_memo *memo, const char *type
   size_t saved = out->len;
   scan_info info;
   int r;
-  if (p->event && (type_len != p->event_len || memcmp(type, p->event, type_len) != 0)) return 0;
+  if (!wants(p, type, type_len)) return 0;
   if (memo->valid && memo->p == p) {
     r = recall(memo, (cursor)data, len, out);
     if (r != -2) return r;
@@ -380,8 +382,7 @@ int owl_pick_event_memo(const owl_pick *p, owl_pick_memo *memo, const char *type
   memset(&info, 0, sizeof info);
   r = scan(p, (cursor)data, (cursor)data + len, out, &info);
   if (r != 1) {
-    out->len = saved;
-    if (out->data) out->data[saved] = '\0';
+    owl_buf_truncate(out, saved);
     return r;
   }
   remember(memo, p, (cursor)data, len, out, saved, &info);

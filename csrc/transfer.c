@@ -267,8 +267,7 @@ static int extend_picked(owl_transfer *t, size_t r, size_t e, int j) {
   }
   rh.data_len = end - rv;
   memcpy(b->data + r, &rh, sizeof rh);
-  b->len = end;
-  b->data[end] = '\0';
+  owl_buf_truncate(b, end);
   return 1;
 }
 
