@@ -164,6 +164,34 @@ describe("owl.prompts", function()
     end)
   end)
 
+  describe("compact", function()
+    it("joins neighbouring short pieces into runs and keeps the text", function()
+      local pieces = {}
+      for i = 1, 1000 do pieces[i] = "piece " .. i .. "\n" end
+      local runs = prompts.compact(pieces, 1024)
+      assert.are.equal(table.concat(pieces), table.concat(runs))
+      assert.is_true(#runs < 20, "expected about 10 runs, got " .. #runs)
+      for i = 1, #runs - 1 do
+        -- a run closes once it reaches run_bytes, so it ends within one piece past it
+        assert.is_true(#runs[i] >= 1024 and #runs[i] < 1024 + 16, "run " .. i .. " is " .. #runs[i] .. " bytes")
+      end
+    end)
+
+    it("keeps a long piece as it is, between the runs around it", function()
+      local big = string.rep("y", 5000)
+      local runs = prompts.compact({ "a", "b", big, "c" }, 1024)
+      assert.are.same({ "ab", big, "c" }, runs)
+      assert.are.equal(0, #prompts.compact({}))
+    end)
+
+    it("raises on a piece that is not a string, naming it", function()
+      assert.has_error(function() prompts.compact({ "a", 3 }) end,
+        "owl.prompts: compact: piece 2 is a number, not a string")
+      assert.has_error(function() prompts.compact("text") end,
+        "owl.prompts: compact expects an array of pieces, got string")
+    end)
+  end)
+
   describe("sections", function()
     it("repeats the template per item with each output as its own piece", function()
       local pieces = prompts.sections("### {name}\n{output}\n\n", {

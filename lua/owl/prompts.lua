@@ -10,6 +10,7 @@
 local prompts = {}
 
 local checkpoint = require("owl.task").checkpoint
+local concat = table.concat
 
 local DEFAULTS = {
   orchestrator = {
@@ -248,6 +249,42 @@ function prompts.render_pieces(template, vars, label)
   return pieces
 end
 
+-- prompts.compact(pieces [, run_bytes]) -> a new array of the same text in
+-- fewer pieces: neighbouring pieces shorter than run_bytes (16 KiB) are
+-- joined into runs of about that size; a piece that long already stays as
+-- it is, never copied. A thousand outputs' sections are five thousand
+-- short strings scattered over the heap: the encoder reading them one by
+-- one waits on memory far more than it escapes bytes, and the wait lands
+-- in one host frame. Joined here, between checkpoints, it reads a few
+-- long strings instead.
+prompts.RUN_BYTES = 16384
+function prompts.compact(pieces, run_bytes)
+  run_bytes = run_bytes or prompts.RUN_BYTES
+  if type(pieces) ~= "table" then error("owl.prompts: compact expects an array of pieces, got " .. type(pieces), 2) end
+  local out, run, k, size = {}, {}, 0, 0
+  local function flush_run()
+    if k > 0 then out[#out + 1] = concat(run, "", 1, k) end
+    k, size = 0, 0
+  end
+  for i = 1, #pieces do
+    if i % 64 == 0 then checkpoint() end
+    local p = pieces[i]
+    if type(p) ~= "string" then
+      error("owl.prompts: compact: piece " .. i .. " is a " .. type(p) .. ", not a string", 2)
+    end
+    if #p >= run_bytes then
+      flush_run()
+      out[#out + 1] = p
+    else
+      k, size = k + 1, size + #p
+      run[k] = p
+      if size >= run_bytes then flush_run() end
+    end
+  end
+  flush_run()
+  return out
+end
+
 -- prompts.sections(section_template, items [, label]) -> array of pieces,
 -- one run of the template per item ({name =, output =}). The template is
 -- parsed once; each item's output is a piece of its own.
@@ -260,7 +297,7 @@ function prompts.sections(section_template, items, label)
   local tokens = parse(section_template)
   local out = {}
   for i = 1, #items do
-    if i % 64 == 0 then checkpoint() end -- a thousand sections do not hold a host's frame
+    if i % 16 == 0 then checkpoint() end -- a thousand sections do not hold a host's frame
     local item = items[i]
     if type(item) ~= "table" then
       error("owl.prompts: " .. label .. ": item " .. i .. " is a " .. type(item) .. ", not a table", 2)

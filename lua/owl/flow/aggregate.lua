@@ -44,7 +44,7 @@ end
 function M.groups(items, max)
   local groups, cur, size = {}, nil, 0
   for i, item in ipairs(items) do
-    if i % 64 == 0 then task.checkpoint() end -- a thousand outputs do not hold a host's frame
+    if i % 16 == 0 then task.checkpoint() end -- a thousand outputs do not hold a host's frame
     local t = M.estimate(item.output) + M.estimate(item.name)
     if cur and #cur.items >= 2 and size + t > max then cur = nil end
     if not cur then
@@ -67,6 +67,8 @@ local function merge(ctx, objective, items, info)
   local pieces = prompts.render_pieces(agg.user, {
     problem = ctx.problem, objective = objective, outputs = outputs,
   }, "aggregator.user")
+  task.checkpoint()
+  pieces = prompts.compact(pieces) -- the encoder then reads a few long strings
   task.checkpoint()
   local request = {
     model = ctx:model_for("aggregator"),
@@ -153,7 +155,7 @@ end
 function M.items(subtasks, outputs)
   local items = {}
   for i, st in ipairs(subtasks) do
-    if i % 64 == 0 then task.checkpoint() end
+    if i % 16 == 0 then task.checkpoint() end
     items[i] = { name = st.name, output = outputs[i] or "(no result: this subtask failed)" }
   end
   return items

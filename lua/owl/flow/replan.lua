@@ -69,6 +69,7 @@ function M.run(ctx, plan, round, opts)
     problem = ctx.problem, objective = plan.objective, round = round, max_rounds = opts.max_rounds,
     results = prompts.sections(p.section, M.shortened(ctx, opts.budget), "replan.section"),
   }, "replan.user")
+  pieces = prompts.compact(pieces) -- the encoder then reads a few long strings
   local request = {
     model = ctx:model_for("orchestrator"),
     messages = {
