@@ -51,7 +51,7 @@ end
 function Context:add(subtasks)
   local at, p = {}, self.partial
   for i, st in ipairs(subtasks) do
-    if i % 64 == 0 then task.checkpoint() end -- a long plan does not hold a host's frame
+    if i % 16 == 0 then task.checkpoint() end -- a long plan does not hold a host's frame
     local k = self.position[st]
     if not k then
       k = #p.subtasks + 1

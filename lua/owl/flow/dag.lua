@@ -16,7 +16,8 @@ end
 -- Whether any subtask names a dependency: a plan without one runs as before
 -- (names need not be unique then).
 function M.has_dependencies(subtasks)
-  for _, st in ipairs(subtasks) do
+  for i, st in ipairs(subtasks) do
+    if i % 16 == 0 then checkpoint() end
     local d = type(st) == "table" and st.depends_on
     if type(d) == "table" and #d > 0 then return true end
   end
@@ -29,6 +30,7 @@ end
 function M.lookup(subtasks, skip)
   local latest = {}
   for i, st in ipairs(subtasks) do
+    if i % 16 == 0 then checkpoint() end
     if not (skip and skip[st]) then latest[st.name] = i end
   end
   return function(name) return latest[name] end
@@ -73,6 +75,7 @@ function M.resolve(subtasks, earlier)
     -- gets its error below)
     local order, deps = {}, {}
     for i = 1, n do
+      if i % 16 == 0 then checkpoint() end
       local st = subtasks[i]
       if type(st) == "table" and st.depends_on ~= nil and type(st.depends_on) ~= "table" then
         order = nil
@@ -83,7 +86,7 @@ function M.resolve(subtasks, earlier)
     if order then return order, deps, deps end
   end
   for i, st in ipairs(subtasks) do
-    if i % 64 == 0 then checkpoint() end -- a long plan does not hold a host's frame
+    if i % 16 == 0 then checkpoint() end -- a long plan does not hold a host's frame
     if used and index[st.name] then
       return invalid("two subtasks are named " .. quote(st.name) .. " (" .. index[st.name] .. " and " .. i
         .. "); depends_on needs every name to be unique")
@@ -94,7 +97,7 @@ function M.resolve(subtasks, earlier)
   local unknown = {}
   for i = 1, n do deps[i], outside[i], dependents[i] = {}, {}, {} end
   for i, st in ipairs(subtasks) do
-    if i % 64 == 0 then checkpoint() end
+    if i % 16 == 0 then checkpoint() end
     local d = st.depends_on
     if d ~= nil and type(d) ~= "table" then
       return invalid("subtask " .. quote(st.name) .. ": depends_on must be an array of subtask names, got " .. type(d))

@@ -64,6 +64,7 @@ end
 -- fields, never drop these two: the prompts use them).
 function M.check_subtasks(subtasks, what, v)
   for i, st in ipairs(subtasks) do
+    if i % 16 == 0 then task.checkpoint() end
     if type(st) ~= "table" or type(st.name) ~= "string" or type(st.description) ~= "string" then
       return errors.new("invalid", "subtask " .. i .. " of " .. what .. " needs a name and a description", { plan = v })
     end

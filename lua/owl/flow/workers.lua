@@ -99,12 +99,18 @@ function M.run(ctx, plan, subtasks)
   subtasks = subtasks or plan.subtasks
   local n = #subtasks
   local batch = {}
-  for _, st in ipairs(subtasks) do batch[st] = true end
+  for i, st in ipairs(subtasks) do
+    if i % 16 == 0 then task.checkpoint() end
+    batch[st] = true
+  end
   local order, deps, outside = dag.resolve(subtasks, dag.lookup(ctx.partial.subtasks, batch))
   if not order then return nil, deps end
   local at = ctx:add(subtasks)
   local outputs, all_outputs, all_subtasks = {}, ctx.partial.outputs, ctx.partial.subtasks
-  for i = 1, n do outputs[i] = false end
+  for i = 1, n do
+    if i % 16 == 0 then task.checkpoint() end
+    outputs[i] = false
+  end
 
   -- what earlier rounds found, shortened, for every worker of this one
   local seen = {}
