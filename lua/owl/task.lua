@@ -41,8 +41,17 @@ local ready = {}      -- tasks to resume, in order
 -- owl.step runs: past it, no more tasks are resumed or started.
 local hosted = false
 local deadline = nil
+-- Each check of the deadline also measures the unit of work since the
+-- last check (a resume, a spawn, the stretch between two checkpoints): a
+-- step overruns its deadline by at most one unit, so the largest unit of
+-- a step is what the next steps' reserve must cover (owl.step).
+local unit_mark, unit_max = 0, 0
 local function over_budget()
-  return deadline ~= nil and core.now() >= deadline
+  if deadline == nil then return false end
+  local now = core.now()
+  if now - unit_mark > unit_max then unit_max = now - unit_mark end
+  unit_mark = now
+  return now >= deadline
 end
 
 -- The default handler: a failed task's error and traceback on stderr.
@@ -135,7 +144,7 @@ flush = function(first_free)
     ready = {}
     for i = 1, #batch do
       local task = batch[i]
-      if deadline and not first_free and core.now() >= deadline then
+      if not first_free and over_budget() then
         for j = i, #batch do deferred[#deferred + 1] = batch[j] end
         for j = 1, #ready do deferred[#deferred + 1] = ready[j] end
         ready = {}
@@ -370,17 +379,20 @@ end
 -- over every socket, at least one socket acted on and one queued transfer
 -- started, so that transfers never starve) costs what it costs, and is
 -- known once done. Tasks then get what is left, less a reserve for the
--- last one's overrun: a task runs to its next wait or checkpoint, past the
--- deadline by up to one unit of work. The reserve is learnt: the largest
--- recent overrun (one that no reserve could absorb left out), decaying, at
--- least a tenth of the budget and at most half of it. A step that could
+-- overrun: a task runs to its next wait or checkpoint, past the deadline
+-- by up to one unit of work (what runs between two checks of the
+-- deadline). The reserve is learnt: the largest recent unit (one that no
+-- reserve could absorb left out), decaying, at least a tenth of the
+-- budget and at most half of it. Learning the overrun itself, as before,
+-- saw only the part of a unit past the deadline, by chance small or large:
+-- the unit is what the next deadline must leave room for. A step that could
 -- resume no ready task makes the next one resume one whatever it costs,
 -- so that tasks never starve either.
 local IO_SHARE = 0.5        -- of the budget, at most, for the loops' socket actions
 local RESERVE_MIN = 0.1     -- of the budget, the least kept for the overrun
 local RESERVE_MAX = 0.5     -- of the budget, the most
-local RESERVE_DECAY = 0.95  -- per step: an old overrun weighs less
-local overrun = 0           -- seconds: the decaying largest overrun past the deadline
+local RESERVE_DECAY = 0.95  -- per step: an old unit weighs less
+local overrun = 0           -- seconds: the decaying largest unit, the overrun to expect
 local starved = false
 
 function M.host_step(budget_ms)
@@ -412,15 +424,16 @@ function M.host_step(budget_ms)
     deadline = stop - reserve
     local waiting_tasks = #ready > 0
     local before = resumes
+    unit_mark, unit_max = core.now(), 0
     flush(starved)
     local moved = resumes > before
     starved = waiting_tasks and not moved
     if moved then
-      -- an overrun past the most a reserve may be (one long unit: a big
-      -- body encoded) would only starve the steps after it: left out
-      local over = core.now() - deadline
+      over_budget() -- the last unit, when the queue ran dry before the deadline
+      -- a unit longer than the most a reserve may be (a big body encoded)
+      -- would only starve the steps after it: left out
       overrun = overrun * RESERVE_DECAY
-      if over > overrun and over <= RESERVE_MAX * budget then overrun = over end
+      if unit_max > overrun and unit_max <= RESERVE_MAX * budget then overrun = unit_max end
     end
   end)
   deadline = outer
@@ -468,7 +481,7 @@ end
 -- the whole of it. Anywhere else (no budget, no task, no yield possible
 -- here) it returns at once, and costs one comparison when no host drives.
 function M.checkpoint()
-  if deadline == nil or core.now() < deadline then return end
+  if not over_budget() then return end
   local task = M.current()
   if task == nil or not yieldable() then return end
   ready[#ready + 1] = task
