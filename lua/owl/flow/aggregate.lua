@@ -105,6 +105,7 @@ local function level(ctx, objective, groups, depth)
     end)
   end
   for g = 1, #tasks do
+    if g % 16 == 0 then task.checkpoint() end
     local _, terr = tasks[g]:wait()
     if terr ~= nil and not (errors.is(terr) and terr.kind == "cancelled") then error(terr, 0) end
   end

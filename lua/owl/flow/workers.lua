@@ -226,6 +226,9 @@ function M.run(ctx, plan, subtasks)
     task.checkpoint() -- a thousand spawns do not hold a host's frame
   end
   for i = 1, n do
+    -- a thousand finished workers' waits return at once, one after the
+    -- other: together they would hold a host's frame
+    if i % 16 == 0 then task.checkpoint() end
     -- a worker task returns nothing; an error raised in it is a bug in a
     -- callback (on_event) or in this code: never swallowed
     local _, terr = tasks[i]:wait()
