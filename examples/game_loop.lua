@@ -60,8 +60,15 @@ local function pct(xs, p)
 end
 print(string.format("%s: %d workers, %d outputs, %d frames in %.2f s", _VERSION .. (jit and " (" .. jit.version .. ")" or ""),
   workers, #result.outputs, #wall, core.now() - started))
-print(string.format("ms inside owl per frame  wall: p50 %.3f  p99 %.3f  max %.3f", pct(wall, 0.5), pct(wall, 0.99), pct(wall, 1)))
-print(string.format("                         cpu:  p50 %.3f  p99 %.3f  max %.3f", pct(cpu, 0.5), pct(cpu, 0.99), pct(cpu, 1)))
+local function over(xs, ms)
+  local n = 0
+  for i = 1, #xs do if xs[i] > ms then n = n + 1 end end
+  return n
+end
+print(string.format("ms inside owl per frame  wall: p50 %.3f  p99 %.3f  max %.3f  (%d over 1 ms)",
+  pct(wall, 0.5), pct(wall, 0.99), pct(wall, 1), over(wall, 1)))
+print(string.format("                         cpu:  p50 %.3f  p99 %.3f  max %.3f  (%d over 1 ms)",
+  pct(cpu, 0.5), pct(cpu, 0.99), pct(cpu, 1), over(cpu, 1)))
 if gc_host then
   print(string.format("ms in the host's GC step cpu:  p50 %.3f  p99 %.3f  max %.3f", pct(gc, 0.5), pct(gc, 0.99), pct(gc, 1)))
 end
